@@ -1,0 +1,242 @@
+"""Typed experiment configuration loaded from YAML.
+
+Every section is a dataclass; an unknown key anywhere is a :class:`ConfigError`
+naming its dotted path (with a suggestion). Component sections (``data``,
+``task``, ``model.encoders.*``, ``model.fusion``) hold a ``name`` plus keyword
+arguments that are checked against the component's signature when built.
+
+A YAML file may start with ``base: other.yaml`` (relative to itself): the base
+is loaded first and this file's keys are merged over it, recursively.
+Overrides ``key.sub=value`` (value parsed as YAML) are applied last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence, Union
+
+import yaml
+
+from mmrefine.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    """Encoders per modality (``default_encoder`` for the rest), fusion and head."""
+
+    encoders: dict[str, dict] = field(default_factory=dict)
+    default_encoder: dict = field(default_factory=lambda: {"name": "mlp"})
+    fusion: dict = field(default_factory=lambda: {"name": "concat"})
+    head_hidden: list[int] = field(default_factory=list)
+    head_dropout: float = 0.0
+
+
+@dataclass
+class RefinerConfig:
+    """Keyword arguments of :class:`mmrefine.refine.Refiner` (used when ``enabled``)."""
+
+    enabled: bool = False
+    loss: str = "cosine"
+    gamma: Union[float, dict[str, float]] = 0.1
+    decoder_hidden: Union[int, None] = None
+    projection_dim: Union[int, None] = None
+    learn_projection: bool = True
+    detach_targets: bool = False
+    margin: float = 0.0
+    ms_weight: float = 0.0
+    ms_alpha: float = 2.0
+    ms_beta: float = 50.0
+    ms_base: float = 0.5
+    ms_epsilon: float = 0.1
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warmup then ``cosine``, ``linear`` or ``constant`` decay (per step)."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_steps: int = 0
+    warmup_fraction: float = 0.0
+    schedule: str = "cosine"
+    min_lr_ratio: float = 0.0
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning Trainer settings plus checkpointing and early stopping."""
+
+    max_epochs: int = 30
+    accelerator: str = "auto"
+    devices: Union[int, str] = "auto"
+    strategy: str = "auto"
+    precision: str = "32-true"
+    monitor: Union[str, None] = None
+    mode: Union[str, None] = None
+    patience: Union[int, None] = None
+    save_top_k: int = 1
+    gradient_clip_val: Union[float, None] = None
+    deterministic: bool = True
+    log_every_n_steps: int = 10
+    progress_bar: bool = True
+    validate_batches: bool = True
+    num_sanity_val_steps: int = 2
+    check_val_every_n_epoch: int = 1
+
+
+@dataclass
+class PretrainConfig:
+    """Self-supervised stage before fine-tuning: refiner losses only, no labels,
+    on the whole training split. ``epochs: 0`` skips it."""
+
+    epochs: int = 0
+    lr: Union[float, None] = None
+
+
+@dataclass
+class ExperimentConfig:
+    seed: int = 0
+    run_dir: str = "runs/experiment"
+    task: dict = field(default_factory=lambda: {"name": "classification"})
+    data: dict = field(default_factory=lambda: {"name": "mfeat"})
+    model: ModelConfig = field(default_factory=ModelConfig)
+    refiner: RefinerConfig = field(default_factory=RefinerConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
+        return from_dict(tp, value, path)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _convert(value, a, path)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{path}: {value!r} matches none of {' | '.join(_type_name(a) for a in args)}")
+    if origin in (list, Sequence):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {type(value).__name__} {value!r}")
+        (item,) = typing.get_args(tp) or (Any,)
+        return [_convert(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__} {value!r}")
+        args = typing.get_args(tp)
+        if args:
+            return {k: _convert(v, args[1], f"{path}.{k}") for k, v in value.items()}
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true/false, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls: type, data: Mapping[str, Any], path: str = "") -> Any:
+    """Build dataclass ``cls`` from ``data``; unknown keys raise ConfigError."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"unknown config key '{where}'{hint}; allowed here: {', '.join(names)}")
+        kwargs[key] = _convert(value, hints[key], where)
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``over`` into ``base`` recursively. A component (a mapping with
+    ``name``) whose name changes is replaced whole, not merged."""
+    if "name" in over and base.get("name") != over["name"]:
+        return dict(over)
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, resolving ``base:`` chains."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc})") from exc
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    base = data.pop("base", None)
+    if base is not None:
+        data = deep_merge(read_yaml(path.parent / base), data)
+    return dict(data)
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    out = dict(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like key.sub=value")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw)
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            child = node.get(p)
+            node[p] = dict(child) if isinstance(child, Mapping) else {}
+            node = node[p]
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), data: Mapping[str, Any] | None = None) -> ExperimentConfig:
+    raw = dict(data or {})
+    if path is not None:
+        raw = deep_merge(read_yaml(path), raw)
+    return from_dict(ExperimentConfig, apply_overrides(raw, overrides))

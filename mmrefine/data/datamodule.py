@@ -1,0 +1,151 @@
+"""Base LightningDataModule for in-memory multimodal datasets.
+
+Subclasses implement :meth:`load`, returning train/validation/test
+:class:`TensorMultimodalDataset` objects. The base class adds:
+
+* the labelled-fraction protocol: ``labelled_fraction=p`` keeps a stratified
+  p-fraction of the training labels for supervised training; the whole training
+  set (labels dropped) feeds the self-supervised pretraining stage;
+* deterministic, resumable shuffling (:class:`EpochShuffleSampler`) and, under
+  distributed training, a seeded ``DistributedSampler``;
+* DataLoaders whose worker seeding uses their own generator, so loading never
+  advances the global RNG (dropout masks stay identical on resume).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from mmrefine.data.batch import BatchSchema
+from mmrefine.data.dataset import EpochShuffleSampler, TensorMultimodalDataset, collate
+from mmrefine.errors import ConfigError
+
+
+def stratified_fraction(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Indices of a class-stratified ``fraction`` of ``labels`` (at least one per class)."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        k = max(1, int(round(fraction * len(idx))))
+        keep.append(rng.permutation(idx)[:k])
+    return np.sort(np.concatenate(keep))
+
+
+class MultimodalDataModule(L.LightningDataModule):
+    """See module docstring. ``task`` and ``num_outputs`` describe the labels."""
+
+    task: str = "classification"
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        labelled_fraction: float = 1.0,
+        split_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if not 0.0 < labelled_fraction <= 1.0:
+            raise ConfigError(f"labelled_fraction must be in (0, 1], got {labelled_fraction}")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be positive, got {batch_size}")
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or max(batch_size, 256)
+        self.num_workers = num_workers
+        self.labelled_fraction = labelled_fraction
+        self.split_seed = split_seed
+        self.shuffle_seed = 0
+        self._splits: dict[str, TensorMultimodalDataset] | None = None
+
+    # -- to implement -------------------------------------------------------
+    def load(self) -> dict[str, TensorMultimodalDataset]:
+        """Return ``{"train": ..., "val": ..., "test": ...}``."""
+        raise NotImplementedError
+
+    @property
+    def num_outputs(self) -> int:
+        raise NotImplementedError
+
+    # -- shared --------------------------------------------------------------
+    @property
+    def splits(self) -> dict[str, TensorMultimodalDataset]:
+        if self._splits is None:
+            self._splits = self.load()
+            missing = {"train", "val", "test"} - set(self._splits)
+            if missing:
+                raise ValueError(f"{type(self).__name__}.load() returned no {sorted(missing)} split")
+        return self._splits
+
+    def setup(self, stage: str | None = None) -> None:
+        _ = self.splits
+
+    @property
+    def schema(self) -> BatchSchema:
+        train = self.splits["train"]
+        return BatchSchema.from_shapes({m: tuple(x.shape[1:]) for m, x in train.inputs.items()})
+
+    @property
+    def modalities(self) -> list[str]:
+        return self.schema.names
+
+    def labelled_train(self) -> TensorMultimodalDataset:
+        train = self.splits["train"]
+        if self.labelled_fraction >= 1.0:
+            return train
+        assert train.labels is not None
+        labels = train.labels.numpy()
+        if labels.ndim != 1:
+            rng = np.random.default_rng(self.split_seed)
+            k = max(1, int(round(self.labelled_fraction * len(labels))))
+            idx = np.sort(rng.permutation(len(labels))[:k])
+        else:
+            idx = stratified_fraction(labels, self.labelled_fraction, self.split_seed)
+        return train.subset(idx)
+
+    def pretrain_dataset(self) -> TensorMultimodalDataset:
+        """The whole training split without labels (for self-supervised pretraining)."""
+        return self.splits["train"].without_labels()
+
+    def _loader(self, ds: TensorMultimodalDataset, shuffle: bool, batch_size: int) -> DataLoader:
+        sampler: Any
+        world = self.trainer.world_size if self.trainer is not None else 1
+        if shuffle and world > 1:
+            sampler = DistributedSampler(ds, shuffle=True, seed=self.shuffle_seed)
+        elif shuffle:
+            sampler = EpochShuffleSampler(len(ds), seed=self.shuffle_seed)
+        else:
+            sampler = None
+        return DataLoader(
+            ds,
+            batch_size=batch_size,
+            sampler=sampler,
+            shuffle=False,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.shuffle_seed),
+        )
+
+    def loader(self, ds: TensorMultimodalDataset, train: bool = False) -> DataLoader:
+        return self._loader(ds, train, self.batch_size if train else self.eval_batch_size)
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader(self.labelled_train(), train=True)
+
+    def pretrain_dataloader(self) -> DataLoader:
+        return self.loader(self.pretrain_dataset(), train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader(self.splits["val"])
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader(self.splits["test"])
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.loader(self.splits["test"])

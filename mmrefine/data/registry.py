@@ -1,0 +1,5 @@
+"""Registry of datasets (LightningDataModules) buildable from a config."""
+
+from mmrefine.registry import Registry
+
+DATASETS: Registry = Registry("dataset")

@@ -1,0 +1,11 @@
+"""Unimodal encoders ``G_m``; build them by name with ``ENCODERS.build``."""
+
+from mmrefine.encoders.conv import LeNetEncoder
+from mmrefine.encoders.mlp import IdentityEncoder, MLPEncoder, mlp
+from mmrefine.encoders.registry import ENCODERS
+from mmrefine.encoders.sequence import Conv1dEncoder, GRUEncoder, TransformerSequenceEncoder
+
+__all__ = [
+    "ENCODERS", "Conv1dEncoder", "GRUEncoder", "IdentityEncoder", "LeNetEncoder", "MLPEncoder",
+    "TransformerSequenceEncoder", "mlp",
+]

@@ -1,0 +1,72 @@
+"""LeNet-style 2-D convolutional encoder (AV-MNIST image and audio encoders).
+
+Layer i: ``Conv2d(c_{i-1}, c_i, k_i, padding=k_i // 2) -> ReLU -> MaxPool(pool)``;
+the final feature map is flattened (and optionally projected to ``out_dim``).
+Seed 004's AV-MNIST encoders are ``channels=[b, 2b, 4b, 8b]``, ``kernels=[5,3,3,3]``
+(image, 28x28) and six layers with ``kernels=[5,3,3,3,3,3]`` (112x112 spectrogram):
+``channels`` may be given as ``width`` (b) and ``layers`` for doubling widths.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from mmrefine.encoders.registry import ENCODERS
+from mmrefine.errors import ConfigError
+
+
+@ENCODERS.register("lenet")
+class LeNetEncoder(nn.Module):
+    """See module docstring. Accepts ``(B, H, W)``, ``(B, C, H, W)`` or flat
+    ``(B, H*W)`` inputs (then ``image_shape`` gives ``(H, W)``)."""
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        kernels: Sequence[int] = (5, 3, 3, 3),
+        channels: Sequence[int] | None = None,
+        width: int = 6,
+        pool: int = 2,
+        image_shape: Sequence[int] | None = None,
+        out_dim: int | None = None,
+        global_pool: bool = False,
+    ) -> None:
+        super().__init__()
+        if channels is None:
+            channels = [width * 2**i for i in range(len(kernels))]
+        if len(channels) != len(kernels):
+            raise ConfigError(f"lenet: {len(channels)} channels for {len(kernels)} kernels")
+        shape = tuple(image_shape) if image_shape is not None else tuple(input_shape)
+        if len(shape) == 1:
+            side = math.isqrt(shape[0])
+            if side * side != shape[0]:
+                raise ConfigError(f"lenet: cannot infer an image shape from flat input {shape}; set image_shape")
+            shape = (side, side)
+        if len(shape) == 2:
+            shape = (1, *shape)
+        if len(shape) != 3:
+            raise ConfigError(f"lenet: expected (H, W) or (C, H, W) inputs, got {tuple(input_shape)}")
+        self.image_shape = shape
+        layers: list[nn.Module] = []
+        c_in = shape[0]
+        for c, k in zip(channels, kernels):
+            layers += [nn.Conv2d(c_in, c, k, padding=k // 2), nn.ReLU(), nn.MaxPool2d(pool)]
+            c_in = c
+        if global_pool:
+            layers.append(nn.AdaptiveAvgPool2d(1))
+        self.conv = nn.Sequential(*layers)
+        with torch.no_grad():
+            flat = self.conv(torch.zeros(1, *shape)).numel()
+        if flat == 0:
+            raise ConfigError(f"lenet: {len(kernels)} pooling layers shrink a {shape[1:]} input to nothing")
+        self.proj = nn.Linear(flat, out_dim) if out_dim is not None else None
+        self.out_dim = out_dim if out_dim is not None else flat
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.reshape(x.shape[0], *self.image_shape)
+        h = self.conv(x).flatten(1)
+        return self.proj(h) if self.proj is not None else h

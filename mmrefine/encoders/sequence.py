@@ -1,0 +1,122 @@
+"""Encoders for sequences ``(B, T, D)``: 1-D conv, GRU, transformer.
+
+Pooling over time: ``"last"`` takes the final step, ``"mean"`` averages all steps.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from mmrefine.encoders.registry import ENCODERS
+from mmrefine.errors import ConfigError
+
+POOLINGS = ("last", "mean")
+
+
+def _pool(h: Tensor, pooling: str) -> Tensor:
+    return h[:, -1] if pooling == "last" else h.mean(1)
+
+
+def _check(input_shape: Sequence[int | None], pooling: str, name: str) -> int:
+    if len(input_shape) != 2 or input_shape[1] is None:
+        raise ConfigError(f"{name}: expected sequences shaped (T, D), got {tuple(input_shape)}")
+    if pooling not in POOLINGS:
+        raise ConfigError(f"{name}: pooling must be one of {POOLINGS}, got '{pooling}'")
+    return int(input_shape[1])
+
+
+@ENCODERS.register("conv1d")
+class Conv1dEncoder(nn.Module):
+    """``h = ReLU(Conv1d(...))`` stacked over time (same padding), then pooled."""
+
+    def __init__(
+        self,
+        input_shape: Sequence[int | None],
+        channels: Sequence[int] = (64, 64),
+        kernels: Sequence[int] = (3, 3),
+        pooling: str = "mean",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        d = _check(input_shape, pooling, "conv1d")
+        if len(channels) != len(kernels):
+            raise ConfigError(f"conv1d: {len(channels)} channels for {len(kernels)} kernels")
+        layers: list[nn.Module] = []
+        for c, k in zip(channels, kernels):
+            layers += [nn.Conv1d(d, c, k, padding=k // 2), nn.ReLU(), nn.Dropout(dropout)]
+            d = c
+        self.net = nn.Sequential(*layers)
+        self.pooling = pooling
+        self.out_dim = d
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _pool(self.net(x.transpose(1, 2)).transpose(1, 2), self.pooling)
+
+
+@ENCODERS.register("gru")
+class GRUEncoder(nn.Module):
+    """``h_t = GRU(x_t, h_{t-1})``; output the pooled hidden states (both
+    directions concatenated when bidirectional)."""
+
+    def __init__(
+        self,
+        input_shape: Sequence[int | None],
+        hidden: int = 64,
+        layers: int = 1,
+        bidirectional: bool = False,
+        pooling: str = "last",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        d = _check(input_shape, pooling, "gru")
+        self.gru = nn.GRU(d, hidden, layers, batch_first=True, bidirectional=bidirectional, dropout=dropout if layers > 1 else 0.0)
+        self.pooling = pooling
+        self.out_dim = hidden * (2 if bidirectional else 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, _ = self.gru(x)
+        return _pool(h, self.pooling)
+
+
+def sinusoidal_positions(length: int, dim: int) -> Tensor:
+    """``PE[t, 2i] = sin(t / 10000^(2i/d))``, ``PE[t, 2i+1] = cos(...)``."""
+    pos = torch.arange(length, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    pe = torch.zeros(length, dim)
+    pe[:, 0::2] = torch.sin(pos * freq)
+    pe[:, 1::2] = torch.cos(pos * freq)[:, : dim // 2]
+    return pe
+
+
+@ENCODERS.register("transformer")
+class TransformerSequenceEncoder(nn.Module):
+    """``h = TransformerEncoder(W x + PE)`` (pre-LayerNorm), then pooled."""
+
+    def __init__(
+        self,
+        input_shape: Sequence[int | None],
+        d_model: int = 64,
+        heads: int = 4,
+        layers: int = 2,
+        ff_mult: int = 4,
+        dropout: float = 0.1,
+        pooling: str = "mean",
+    ) -> None:
+        super().__init__()
+        d = _check(input_shape, pooling, "transformer")
+        if d_model % heads:
+            raise ConfigError(f"transformer: d_model {d_model} is not divisible by heads {heads}")
+        self.proj = nn.Linear(d, d_model)
+        layer = nn.TransformerEncoderLayer(d_model, heads, ff_mult * d_model, dropout, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d_model)
+        self.pooling = pooling
+        self.out_dim = d_model
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.proj(x) + sinusoidal_positions(x.shape[1], self.out_dim).to(x)
+        return _pool(self.norm(self.encoder(h)), self.pooling)

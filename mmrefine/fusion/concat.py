@@ -1,0 +1,41 @@
+"""Concatenation (late) fusion."""
+
+from __future__ import annotations
+
+from typing import Mapping, NamedTuple, Sequence
+
+from torch import Tensor, nn
+
+import torch
+
+from mmrefine.encoders.mlp import mlp
+from mmrefine.fusion.base import FUSIONS, FusionModule
+
+
+class ConcatOutput(NamedTuple):
+    fused: Tensor
+    concatenated: Tensor
+
+
+@FUSIONS.register("concat")
+class ConcatFusion(FusionModule):
+    """``z = MLP([F_1; ...; F_M])`` (``MLP`` = identity when ``hidden`` is empty
+    and ``out_dim`` is None). Absent modalities contribute zeros."""
+
+    def __init__(
+        self,
+        in_dims: Mapping[str, int],
+        hidden: Sequence[int] = (),
+        out_dim: int | None = None,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(in_dims)
+        total = sum(self.in_dims.values())
+        dims = [total, *hidden] + ([out_dim] if out_dim is not None else [])
+        self.mlp = mlp(dims, dropout, final_activation=True) if len(dims) > 1 else nn.Identity()
+        self.out_dim = dims[-1]
+
+    def forward(self, features: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ConcatOutput:
+        feats, _ = self.prepare(features, mask)
+        cat = torch.cat(feats, dim=1)
+        return ConcatOutput(self.mlp(cat), cat)

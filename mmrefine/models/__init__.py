@@ -1,0 +1,5 @@
+"""Complete architectures."""
+
+from mmrefine.models.fusion_model import FusionModel, MLPHead, ModelOutput
+
+__all__ = ["FusionModel", "MLPHead", "ModelOutput"]

@@ -1,0 +1,86 @@
+"""``FusionModel(encoders, fusion, head)``: ``y = P(A(G_1(x_1), ..., G_M(x_M)))``."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, NamedTuple, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from mmrefine.data.batch import full_mask
+from mmrefine.encoders.mlp import mlp
+from mmrefine.errors import BatchError
+from mmrefine.fusion.base import FusionModule
+
+
+class ModelOutput(NamedTuple):
+    """What every mmrefine model returns.
+
+    ``features`` are the per-modality representations a Refiner reconstructs
+    (the encoder outputs ``F_m`` here); ``fusion`` is the fusion module's own
+    NamedTuple (GMU gates, attention weights, ...)."""
+
+    logits: Tensor
+    fused: Tensor
+    features: dict[str, Tensor]
+    fusion: Any = None
+
+
+class MLPHead(nn.Module):
+    """``P(z) = MLP(z)``: optional hidden ReLU layers, then a linear output."""
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: Sequence[int] = (), dropout: float = 0.0) -> None:
+        super().__init__()
+        self.net = mlp([in_dim, *hidden, out_dim], dropout)
+        self.out_dim = out_dim
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z)
+
+
+class FusionModel(nn.Module):
+    """Encoders per modality, a fusion module and a prediction head.
+
+    ``forward(inputs, mask)`` zeroes absent inputs, encodes every modality,
+    fuses with the mask and predicts. ``fused_dim`` and ``feature_dims`` tell
+    wrappers (Refiner, ProgressiveFusion) the widths of ``z`` and ``F_m``.
+    """
+
+    def __init__(self, encoders: Mapping[str, nn.Module], fusion: FusionModule, head: nn.Module) -> None:
+        super().__init__()
+        if list(encoders) != list(fusion.modalities):
+            raise BatchError(f"encoders {list(encoders)} and fusion modalities {fusion.modalities} differ")
+        self.encoders = nn.ModuleDict(dict(encoders))
+        self.fusion = fusion
+        self.head = head
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.encoders)
+
+    @property
+    def fused_dim(self) -> int:
+        return int(self.fusion.out_dim)
+
+    @property
+    def feature_dims(self) -> dict[str, int]:
+        return dict(self.fusion.in_dims)
+
+    def encode(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+        unknown = [k for k in inputs if k not in self.encoders]
+        missing = [m for m in self.encoders if m not in inputs]
+        if unknown or missing:
+            raise BatchError(f"model expects modalities {self.modalities}; unknown {unknown}, missing {missing}")
+        out = {}
+        for m, enc in self.encoders.items():
+            x = inputs[m]
+            if mask is not None:
+                x = x * mask[m].reshape(-1, *([1] * (x.dim() - 1))).to(x.dtype)
+            out[m] = enc(x)
+        return out
+
+    def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ModelOutput:
+        mask = dict(mask) if mask is not None else full_mask(inputs)
+        features = self.encode(inputs, mask)
+        fo = self.fusion(features, mask)
+        return ModelOutput(self.head(fo.fused), fo.fused, features, fo)

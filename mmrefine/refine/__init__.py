@@ -1,0 +1,5 @@
+"""Model-agnostic wrappers that refine fused representations."""
+
+from mmrefine.refine.refiner import Refiner
+
+__all__ = ["Refiner"]

@@ -1,0 +1,226 @@
+"""Run experiments: fit (optional self-supervised pretraining, then supervised
+training), evaluate, predict and export, all on Lightning.
+
+Run directory layout::
+
+    RUN_DIR/config.yaml                the resolved config
+    RUN_DIR/pretrain/                  checkpoints + CSV logs of the pretraining stage
+    RUN_DIR/pretrain/model.safetensors weights after pretraining (marks the stage done)
+    RUN_DIR/train/checkpoints/         best-*.ckpt and last.ckpt
+    RUN_DIR/train/logs/metrics.csv     CSV logs
+    RUN_DIR/model.safetensors          the inference model (Refiner decoders removed)
+    RUN_DIR/metrics.json               validation and test metrics of the best checkpoint
+
+``resume=True`` continues from the newest ``last.ckpt`` of the unfinished stage;
+the result equals an uninterrupted run's (epoch-seeded shuffling, RNG state
+stored in checkpoints).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from safetensors.torch import load_file, save_file
+
+from mmrefine.config import ExperimentConfig, OptimConfig, to_dict
+from mmrefine.data.datamodule import MultimodalDataModule
+from mmrefine.errors import ConfigError, DataError
+from mmrefine.training.builders import build_datamodule, build_model, build_task, inference_model
+from mmrefine.training.module import MultimodalModule, check_architecture
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    best_checkpoint: str
+    val: dict[str, float] = field(default_factory=dict)
+    test: dict[str, float] = field(default_factory=dict)
+    module: MultimodalModule | None = None
+    datamodule: MultimodalDataModule | None = None
+    trainer: L.Trainer | None = None
+
+
+def make_trainer(
+    cfg: ExperimentConfig,
+    stage_dir: Path,
+    monitor: str,
+    mode: str,
+    max_epochs: int,
+    callbacks: Sequence[Callback] = (),
+) -> tuple[L.Trainer, ModelCheckpoint]:
+    t = cfg.trainer
+    ckpt = ModelCheckpoint(
+        dirpath=stage_dir / "checkpoints",
+        filename="best-{epoch:03d}",
+        monitor=monitor,
+        mode=mode,
+        save_top_k=t.save_top_k,
+        save_last=True,
+        auto_insert_metric_name=False,
+    )
+    cbs: list[Callback] = [ckpt]
+    if t.patience is not None:
+        cbs.append(EarlyStopping(monitor=monitor, mode=mode, patience=t.patience))
+    cbs.extend(callbacks)
+    trainer = L.Trainer(
+        max_epochs=max_epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        strategy=t.strategy,
+        precision=t.precision,
+        deterministic=t.deterministic,
+        callbacks=cbs,
+        logger=CSVLogger(stage_dir, name="logs", version=""),
+        log_every_n_steps=t.log_every_n_steps,
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        gradient_clip_val=t.gradient_clip_val,
+        num_sanity_val_steps=t.num_sanity_val_steps,
+        check_val_every_n_epoch=t.check_val_every_n_epoch,
+        default_root_dir=stage_dir,
+    )
+    return trainer, ckpt
+
+
+def _last(stage_dir: Path) -> str | None:
+    p = stage_dir / "checkpoints" / "last.ckpt"
+    return str(p) if p.is_file() else None
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if torch.is_tensor(v) and v.numel() == 1 or isinstance(v, (int, float))}
+
+
+def prepare(cfg: ExperimentConfig) -> tuple[MultimodalDataModule, Any, torch.nn.Module]:
+    """Seed, then build the datamodule, task and model of ``cfg``."""
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = build_datamodule(cfg)
+    dm.setup()
+    task = build_task(cfg, dm.num_outputs)
+    model = build_model(cfg, dm.schema, task)
+    return dm, task, model
+
+
+def fit(cfg: ExperimentConfig, resume: bool = False, callbacks: Sequence[Callback] = (), test: bool = True) -> FitResult:
+    """Train ``cfg`` (see module docstring) and test its best checkpoint."""
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    dm, task, model = prepare(cfg)
+    cfg_dict = to_dict(cfg)
+
+    if cfg.pretrain.epochs > 0:
+        pdir = run_dir / "pretrain"
+        done = pdir / "model.safetensors"
+        if resume and done.is_file():
+            model.load_state_dict(load_file(done))
+        else:
+            optim = OptimConfig(**{**to_dict(cfg.optim), "lr": cfg.pretrain.lr or cfg.optim.lr})
+            pmod = MultimodalModule(model, task, optim, "pretrain", dm.schema, cfg_dict, cfg.trainer.validate_batches)
+            trainer, _ = make_trainer(cfg, pdir, "val/loss", "min", cfg.pretrain.epochs, callbacks)
+            trainer.fit(pmod, train_dataloaders=dm.pretrain_dataloader(), val_dataloaders=dm.val_dataloader(),
+                        ckpt_path=_last(pdir) if resume else None, weights_only=True)
+            if trainer.interrupted:
+                raise KeyboardInterrupt("pretraining interrupted")
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, done)
+
+    tdir = run_dir / "train"
+    module = MultimodalModule(model, task, cfg.optim, "supervised", dm.schema, cfg_dict, cfg.trainer.validate_batches)
+    monitor = cfg.trainer.monitor or task.monitor
+    mode = cfg.trainer.mode or task.mode
+    trainer, ckpt = make_trainer(cfg, tdir, monitor, mode, cfg.trainer.max_epochs, callbacks)
+    trainer.fit(module, datamodule=dm, ckpt_path=_last(tdir) if resume else None, weights_only=True)
+    if trainer.interrupted:
+        raise KeyboardInterrupt("training interrupted")
+    best = ckpt.best_model_path or _last(tdir) or ""
+    result = FitResult(run_dir, best, module=module, datamodule=dm, trainer=trainer)
+    if best:
+        load_weights(module, best)
+    result.val = _scalars(trainer.validate(module, datamodule=dm, verbose=False)[0])
+    if test:
+        result.test = _scalars(trainer.test(module, datamodule=dm, verbose=False)[0])
+    export(module.model, run_dir / "model.safetensors")
+    (run_dir / "metrics.json").write_text(json.dumps({"best_checkpoint": best, "val": result.val, "test": result.test}, indent=2))
+    return result
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise DataError(f"checkpoint is empty: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
+        raise DataError(f"cannot read checkpoint {path}: {exc}") from exc
+
+
+def load_weights(module: MultimodalModule, path: str | Path) -> None:
+    """Load a Lightning checkpoint's weights, checking the architecture first."""
+    ckpt = read_checkpoint(path)
+    meta = ckpt.get("mmrefine")
+    if meta is None or "state_dict" not in ckpt:
+        raise ConfigError(f"{path} is not an mmrefine checkpoint")
+    check_architecture(meta["architecture"], module.model)
+    module.load_state_dict(ckpt["state_dict"], strict=False)
+
+
+def export(model: torch.nn.Module, path: str | Path) -> Path:
+    """Save the inference model's weights (no Refiner decoders) as safetensors."""
+    inf = inference_model(model)
+    save_file({k: v.detach().contiguous().cpu() for k, v in inf.state_dict().items()}, str(path))
+    return Path(path)
+
+
+def load_inference_model(cfg: ExperimentConfig, weights: str | Path) -> torch.nn.Module:
+    """Rebuild ``cfg``'s inference model and load exported safetensors into it."""
+    _, _, model = prepare(cfg)
+    model = inference_model(model)
+    state = load_file(str(weights))
+    check_architecture({k: list(v.shape) for k, v in state.items()}, model)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def evaluate(cfg: ExperimentConfig, checkpoint: str | Path, split: str = "test") -> dict[str, float]:
+    """Metrics of ``checkpoint`` on ``split`` ("val" or "test")."""
+    if split not in ("val", "test"):
+        raise ConfigError(f"split must be 'val' or 'test', got '{split}'")
+    dm, task, model = prepare(cfg)
+    module = MultimodalModule(model, task, cfg.optim, "supervised", dm.schema, to_dict(cfg))
+    load_weights(module, checkpoint)
+    trainer, _ = make_trainer(cfg, Path(cfg.run_dir) / "eval", task.monitor, task.mode, 1)
+    if split == "val":
+        return _scalars(trainer.validate(module, datamodule=dm, verbose=False)[0])
+    return _scalars(trainer.test(module, datamodule=dm, verbose=False)[0])
+
+
+def predict(cfg: ExperimentConfig, checkpoint: str | Path, out: str | Path) -> Path:
+    """Write test-split predictions of ``checkpoint`` as CSV (one column per output)."""
+    import numpy as np
+
+    dm, task, model = prepare(cfg)
+    module = MultimodalModule(model, task, cfg.optim, "supervised", dm.schema, to_dict(cfg))
+    load_weights(module, checkpoint)
+    trainer, _ = make_trainer(cfg, Path(cfg.run_dir) / "predict", task.monitor, task.mode, 1)
+    parts = trainer.predict(module, datamodule=dm)
+    pred = torch.cat([p["prediction"] for p in parts]).numpy()
+    cols = [f"p{i}" for i in range(pred.shape[1])]
+    header = ",".join(cols)
+    data = pred
+    if "label" in parts[0] and parts[0]["label"].dim() == 1:
+        data = np.column_stack([pred, torch.cat([p["label"] for p in parts]).numpy()])
+        header += ",label"
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savetxt(out, data, delimiter=",", header=header, comments="", fmt="%.6g")
+    return out

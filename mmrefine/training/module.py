@@ -1,0 +1,176 @@
+"""The LightningModule that trains any mmrefine model.
+
+The total loss is the sum of named terms, each logged as ``{stage}/{name}``:
+
+* ``task``: the task loss (supervised stage only);
+* every term of ``model.auxiliary_losses(out, mask, labels)`` when the model
+  has one (a :class:`~mmrefine.refine.Refiner`: ``refiner_<m>``, ``ms``).
+
+In the ``pretrain`` stage there are no labels: only auxiliary terms are used
+(refiner losses; the metric loss needs labels and is skipped).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from mmrefine.config import OptimConfig
+from mmrefine.data.batch import BatchSchema, MultimodalBatch
+from mmrefine.errors import BatchError, ConfigError
+from mmrefine.training.schedule import WarmupDecay
+from mmrefine.training.tasks import Task, metric_inputs
+
+STAGES = ("supervised", "pretrain")
+
+
+class MultimodalModule(L.LightningModule):
+    """See module docstring. ``config`` (a plain dict) is stored in checkpoints."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: Task,
+        optim: OptimConfig | None = None,
+        stage: str = "supervised",
+        schema: BatchSchema | None = None,
+        config: dict[str, Any] | None = None,
+        validate_batches: bool = True,
+    ) -> None:
+        super().__init__()
+        if stage not in STAGES:
+            raise ConfigError(f"stage must be one of {STAGES}, got '{stage}'")
+        if stage == "pretrain" and not hasattr(model, "auxiliary_losses"):
+            raise ConfigError("self-supervised pretraining needs a Refiner: set refiner.enabled: true")
+        self.model = model
+        self.task = task
+        self.optim = optim or OptimConfig()
+        self.stage = stage
+        self.schema = schema
+        self.config = config or {}
+        self.validate_batches = validate_batches
+        self.val_metrics = task.metrics().clone(prefix="val/")
+        self.test_metrics = task.metrics().clone(prefix="test/")
+
+    def forward(self, inputs: dict[str, Tensor], mask: dict[str, Tensor] | None = None) -> Any:
+        return self.model(inputs, mask)
+
+    # ------------------------------------------------------------------ steps
+    def _check(self, batch: MultimodalBatch) -> MultimodalBatch:
+        if not isinstance(batch, MultimodalBatch):
+            raise BatchError(f"expected a MultimodalBatch, got {type(batch).__name__}")
+        if self.validate_batches and self.schema is not None:
+            self.schema.validate(batch)
+        return batch
+
+    def loss_terms(self, batch: MultimodalBatch) -> tuple[dict[str, Tensor], Any]:
+        out = self.model(batch.inputs, batch.mask)
+        terms: dict[str, Tensor] = {}
+        labels = batch.labels if self.stage == "supervised" else None
+        if labels is not None:
+            terms["task"] = self.task.loss(out.logits, labels)
+        elif self.stage == "supervised":
+            raise BatchError("supervised training needs labels; this batch has none")
+        aux = getattr(self.model, "auxiliary_losses", None)
+        if aux is not None:
+            ms_labels = labels if self.task.supports_metric_loss else None
+            terms.update(aux(out, batch.mask, ms_labels))
+        return terms, out
+
+    def _log_terms(self, prefix: str, terms: dict[str, Tensor], total: Tensor, n: int) -> None:
+        on_step = prefix == "train"
+        for k, v in terms.items():
+            self.log(f"{prefix}/{k}", v.detach(), on_step=on_step, on_epoch=True, batch_size=n, sync_dist=not on_step)
+        self.log(f"{prefix}/loss", total.detach(), on_step=on_step, on_epoch=True, prog_bar=True, batch_size=n, sync_dist=not on_step)
+
+    def training_step(self, batch: MultimodalBatch, batch_idx: int) -> Tensor:
+        batch = self._check(batch)
+        terms, _ = self.loss_terms(batch)
+        total = torch.stack(list(terms.values())).sum()
+        self._log_terms("train", terms, total, batch.size)
+        return total
+
+    def validation_step(self, batch: MultimodalBatch, batch_idx: int) -> None:
+        batch = self._check(batch)
+        terms, out = self.loss_terms(batch)
+        if terms:
+            self._log_terms("val", terms, torch.stack(list(terms.values())).sum(), batch.size)
+        if self.stage == "supervised":
+            self.val_metrics.update(*metric_inputs(self.task, out.logits, batch.labels))
+            self.log_dict(self.val_metrics, on_epoch=True, prog_bar=True, batch_size=batch.size)
+
+    def test_step(self, batch: MultimodalBatch, batch_idx: int) -> None:
+        batch = self._check(batch)
+        if batch.labels is None:
+            raise BatchError("testing needs labels; this batch has none")
+        out = self.model(batch.inputs, batch.mask)
+        self.test_metrics.update(*metric_inputs(self.task, out.logits, batch.labels))
+        self.log_dict(self.test_metrics, on_epoch=True, batch_size=batch.size)
+
+    def predict_step(self, batch: MultimodalBatch, batch_idx: int) -> dict[str, Tensor]:
+        batch = self._check(batch)
+        out = self.model(batch.inputs, batch.mask)
+        pred = {"prediction": self.task.predict(out.logits)}
+        if batch.labels is not None:
+            pred["label"] = batch.labels
+        return pred
+
+    # ------------------------------------------------------------- optimiser
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.optim.lr, weight_decay=self.optim.weight_decay, betas=tuple(self.optim.betas))
+        total = int(self.trainer.estimated_stepping_batches)
+        warm = self.optim.warmup_steps or int(round(self.optim.warmup_fraction * total))
+        fn = WarmupDecay(total, warm, self.optim.schedule, self.optim.min_lr_ratio)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, fn)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["mmrefine"] = {
+            "config": self.config,
+            "stage": self.stage,
+            "architecture": architecture_signature(self.model),
+            "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        meta = checkpoint.get("mmrefine")
+        if meta is None:
+            raise ConfigError("not an mmrefine checkpoint (no 'mmrefine' section)")
+        check_architecture(meta.get("architecture", {}), self.model)
+        rng = meta.get("rng")
+        if rng is not None:
+            torch.set_rng_state(rng["torch"])
+            random.setstate(rng["python"])
+
+
+def architecture_signature(model: nn.Module) -> dict[str, list[int]]:
+    """Parameter and buffer names with their shapes."""
+    return {k: list(v.shape) for k, v in model.state_dict().items()}
+
+
+def check_architecture(saved: dict[str, list[int]], model: nn.Module) -> None:
+    """Raise :class:`CheckpointMismatchError` listing how ``saved`` differs from ``model``."""
+    from mmrefine.errors import CheckpointMismatchError
+
+    current = architecture_signature(model)
+    missing = sorted(set(current) - set(saved))
+    unexpected = sorted(set(saved) - set(current))
+    shapes = sorted(k for k in set(saved) & set(current) if list(saved[k]) != list(current[k]))
+    if missing or unexpected or shapes:
+        def few(xs: list[str]) -> str:
+            return ", ".join(xs[:5]) + (f" and {len(xs) - 5} more" if len(xs) > 5 else "")
+
+        parts = []
+        if missing:
+            parts.append(f"missing from checkpoint: {few(missing)}")
+        if unexpected:
+            parts.append(f"not in this model: {few(unexpected)}")
+        if shapes:
+            parts.append("shape differs: " + few([f"{k} {saved[k]} vs {current[k]}" for k in shapes]))
+        raise CheckpointMismatchError("checkpoint is from another architecture; " + "; ".join(parts))

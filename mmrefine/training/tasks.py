@@ -1,0 +1,135 @@
+"""Prediction tasks: loss, metrics and the default monitored metric.
+
+* ``classification``: cross-entropy on ``(B,)`` class indices; accuracy, macro F1.
+* ``multilabel``: binary cross-entropy on ``(B, C)`` multi-hot labels;
+  micro / macro F1 at ``threshold``, macro ROC-AUC.
+* ``regression``: MSE or L1 on ``(B, D)`` (or ``(B,)``) targets; MAE, MSE.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+import torchmetrics as tm
+from torch import Tensor
+
+from mmrefine.errors import BatchError, ConfigError
+from mmrefine.registry import Registry
+
+TASKS: Registry = Registry("task")
+
+
+class Task:
+    out_dim: int
+    monitor: str
+    mode: str
+    supports_metric_loss: bool = True
+
+    def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def metrics(self) -> tm.MetricCollection:
+        raise NotImplementedError
+
+    def predict(self, logits: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+@TASKS.register("classification")
+class Classification(Task):
+    """Single-label classification over ``num_outputs`` classes."""
+
+    monitor, mode = "val/acc", "max"
+
+    def __init__(self, num_outputs: int, label_smoothing: float = 0.0) -> None:
+        self.out_dim = num_outputs
+        self.label_smoothing = label_smoothing
+
+    def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
+        if labels.dim() != 1 or labels.is_floating_point():
+            raise BatchError(f"classification labels must be integer class indices (B,), got {labels.dtype} {tuple(labels.shape)}")
+        if labels.numel() and (labels.min() < 0 or labels.max() >= self.out_dim):
+            raise BatchError(f"classification labels must lie in [0, {self.out_dim}), got [{int(labels.min())}, {int(labels.max())}]")
+        return F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+
+    def metrics(self) -> tm.MetricCollection:
+        n = self.out_dim
+        return tm.MetricCollection(
+            {
+                "acc": tm.classification.MulticlassAccuracy(n, average="micro"),
+                "f1_macro": tm.classification.MulticlassF1Score(n, average="macro"),
+            }
+        )
+
+    def predict(self, logits: Tensor) -> Tensor:
+        return logits.softmax(-1)
+
+
+@TASKS.register("multilabel")
+class MultiLabel(Task):
+    """Multi-label classification; labels are multi-hot ``(B, num_outputs)``."""
+
+    monitor, mode = "val/f1_macro", "max"
+
+    def __init__(self, num_outputs: int, threshold: float = 0.5) -> None:
+        self.out_dim = num_outputs
+        self.threshold = threshold
+
+    def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
+        if labels.shape != logits.shape:
+            raise BatchError(f"multilabel labels must be multi-hot {tuple(logits.shape)}, got {tuple(labels.shape)}")
+        return F.binary_cross_entropy_with_logits(logits, labels.float())
+
+    def metrics(self) -> tm.MetricCollection:
+        n, t = self.out_dim, self.threshold
+        return tm.MetricCollection(
+            {
+                "f1_micro": tm.classification.MultilabelF1Score(n, threshold=t, average="micro"),
+                "f1_macro": tm.classification.MultilabelF1Score(n, threshold=t, average="macro"),
+                "auroc": tm.classification.MultilabelAUROC(n, average="macro"),
+            }
+        )
+
+    def predict(self, logits: Tensor) -> Tensor:
+        return logits.sigmoid()
+
+
+@TASKS.register("regression")
+class Regression(Task):
+    """Real-valued targets; ``loss`` is ``mse`` or ``l1``."""
+
+    monitor, mode = "val/mae", "min"
+    supports_metric_loss = False
+
+    def __init__(self, num_outputs: int = 1, loss: str = "mse") -> None:
+        if loss not in ("mse", "l1"):
+            raise ConfigError(f"task.loss: 'mse' or 'l1', got '{loss}'")
+        self.out_dim = num_outputs
+        self.loss_name = loss
+
+    def _shape(self, logits: Tensor, labels: Tensor) -> Tensor:
+        labels = labels.float()
+        return labels[:, None] if labels.dim() == 1 else labels
+
+    def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
+        labels = self._shape(logits, labels)
+        if labels.shape != logits.shape:
+            raise BatchError(f"regression targets {tuple(labels.shape)} do not match outputs {tuple(logits.shape)}")
+        return F.mse_loss(logits, labels) if self.loss_name == "mse" else F.l1_loss(logits, labels)
+
+    def metrics(self) -> tm.MetricCollection:
+        return tm.MetricCollection({"mae": tm.MeanAbsoluteError(), "mse": tm.MeanSquaredError()})
+
+    def predict(self, logits: Tensor) -> Tensor:
+        return logits
+
+    def metric_inputs(self, logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        return logits, self._shape(logits, labels)
+
+
+def metric_inputs(task: Task, logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    if isinstance(task, Regression):
+        return task.metric_inputs(logits, labels)
+    if isinstance(task, MultiLabel):
+        return logits.sigmoid(), labels.long()
+    return logits, labels
