@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="train (optionally pretrain first) and test the best checkpoint")
     _common(p)
     p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in the same run directory")
     for name in ("validate", "test"):
         p = sub.add_parser(name, help=f"metrics of a checkpoint on the {'validation' if name == 'validate' else 'test'} split")
         _common(p)
@@ -75,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mmrefine.training import engine
 
         if args.command == "fit":
-            res = engine.fit(cfg, resume=args.resume)
+            res = engine.fit(cfg, resume=args.resume, overwrite=args.overwrite)
             print(json.dumps({"run_dir": str(res.run_dir), "best_checkpoint": res.best_checkpoint, "val": res.val, "test": res.test}, indent=2))
         elif args.command in ("validate", "test"):
             split = "val" if args.command == "validate" else "test"

@@ -59,7 +59,7 @@ def run_demo(config: str | Path, out: str | Path, seeds: list[int] | None = None
                 data = deep_merge(data, {"trainer": {"max_epochs": epochs}})
             cfg = load_config(experiment, data=data)
             cfg.trainer.progress_bar = False
-            res = fit(cfg)
+            res = fit(cfg, overwrite=True)
             assert res.datamodule is not None and res.trainer is not None and res.module is not None
             views = res.datamodule.modalities
             missing = missing_modality_metrics(res.trainer, res.module, res.datamodule, [[v] for v in views])

@@ -12,3 +12,7 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*treespec.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # run directories are managed by mmrefine.training.engine (resume keeps earlier logs)
+    warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")

@@ -13,6 +13,7 @@ features, label in the last column) from a data root.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -45,7 +46,9 @@ def read_mfeat_csv(root: str | Path, views: Sequence[str] = tuple(VIEWS)) -> tup
     for v in views:
         path = root / f"mfeat-{v}.csv"
         try:
-            arr = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below
+                arr = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2)
         except ValueError as exc:
             raise DataError(f"{path}: malformed CSV ({exc})") from exc
         if arr.size == 0:

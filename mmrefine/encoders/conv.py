@@ -59,8 +59,11 @@ class LeNetEncoder(nn.Module):
         if global_pool:
             layers.append(nn.AdaptiveAvgPool2d(1))
         self.conv = nn.Sequential(*layers)
-        with torch.no_grad():
-            flat = self.conv(torch.zeros(1, *shape)).numel()
+        try:
+            with torch.no_grad():
+                flat = self.conv(torch.zeros(1, *shape)).numel()
+        except RuntimeError:
+            flat = 0
         if flat == 0:
             raise ConfigError(f"lenet: {len(kernels)} pooling layers shrink a {shape[1:]} input to nothing")
         self.proj = nn.Linear(flat, out_dim) if out_dim is not None else None

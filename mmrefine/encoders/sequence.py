@@ -60,7 +60,9 @@ class Conv1dEncoder(nn.Module):
 @ENCODERS.register("gru")
 class GRUEncoder(nn.Module):
     """``h_t = GRU(x_t, h_{t-1})``; output the pooled hidden states (both
-    directions concatenated when bidirectional)."""
+    directions concatenated when bidirectional). ``"last"`` takes each
+    direction's final state: step T for the forward pass, step 1 for the
+    backward pass (``h[:, -1]`` would hold a backward state that saw one step)."""
 
     def __init__(
         self,
@@ -78,8 +80,11 @@ class GRUEncoder(nn.Module):
         self.out_dim = hidden * (2 if bidirectional else 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        h, _ = self.gru(x)
-        return _pool(h, self.pooling)
+        h, h_n = self.gru(x)
+        if self.pooling == "last":
+            dirs = 2 if self.gru.bidirectional else 1
+            return h_n[-dirs:].transpose(0, 1).reshape(x.shape[0], -1)
+        return h.mean(1)
 
 
 def sinusoidal_positions(length: int, dim: int) -> Tensor:

@@ -7,18 +7,21 @@ Run directory layout::
     RUN_DIR/pretrain/                  checkpoints + CSV logs of the pretraining stage
     RUN_DIR/pretrain/model.safetensors weights after pretraining (marks the stage done)
     RUN_DIR/train/checkpoints/         best-*.ckpt and last.ckpt
-    RUN_DIR/train/logs/metrics.csv     CSV logs
+    RUN_DIR/train/logs/metrics.csv     CSV logs (a resumed run keeps the earlier
+                                       segments as metrics.part0.csv, ...; see read_logs)
     RUN_DIR/model.safetensors          the inference model (Refiner decoders removed)
     RUN_DIR/metrics.json               validation and test metrics of the best checkpoint
 
 ``resume=True`` continues from the newest ``last.ckpt`` of the unfinished stage;
 the result equals an uninterrupted run's (epoch-seeded shuffling, RNG state
-stored in checkpoints).
+stored in checkpoints). A fresh fit refuses a run directory that already holds
+checkpoints unless ``overwrite=True``.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -57,6 +60,7 @@ def make_trainer(
     callbacks: Sequence[Callback] = (),
 ) -> tuple[L.Trainer, ModelCheckpoint]:
     t = cfg.trainer
+    _keep_previous_logs(stage_dir / "logs")
     ckpt = ModelCheckpoint(
         dirpath=stage_dir / "checkpoints",
         filename="best-{epoch:03d}",
@@ -90,6 +94,27 @@ def make_trainer(
     return trainer, ckpt
 
 
+def _keep_previous_logs(log_dir: Path) -> None:
+    """Lightning's CSV logger deletes an existing metrics.csv: keep it as a numbered part."""
+    current = log_dir / "metrics.csv"
+    if current.is_file():
+        k = len(list(log_dir.glob("metrics.part*.csv")))
+        current.rename(log_dir / f"metrics.part{k}.csv")
+
+
+def read_logs(stage_dir: str | Path) -> "pandas.DataFrame":  # noqa: F821
+    """All CSV log rows of a stage, earlier (interrupted) segments first."""
+    import pandas as pd
+
+    log_dir = Path(stage_dir) / "logs"
+    parts = sorted(log_dir.glob("metrics.part*.csv"), key=lambda p: int(p.stem.split("part")[1]))
+    files = [*parts, log_dir / "metrics.csv"]
+    frames = [pd.read_csv(f) for f in files if f.is_file()]
+    if not frames:
+        raise DataError(f"no CSV logs under {log_dir}")
+    return pd.concat(frames, ignore_index=True)
+
+
 def _last(stage_dir: Path) -> str | None:
     p = stage_dir / "checkpoints" / "last.ckpt"
     return str(p) if p.is_file() else None
@@ -109,9 +134,25 @@ def prepare(cfg: ExperimentConfig) -> tuple[MultimodalDataModule, Any, torch.nn.
     return dm, task, model
 
 
-def fit(cfg: ExperimentConfig, resume: bool = False, callbacks: Sequence[Callback] = (), test: bool = True) -> FitResult:
+def fit(
+    cfg: ExperimentConfig,
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+    test: bool = True,
+    overwrite: bool = False,
+) -> FitResult:
     """Train ``cfg`` (see module docstring) and test its best checkpoint."""
     run_dir = Path(cfg.run_dir)
+    stages = [run_dir / "pretrain", run_dir / "train"]
+    if not resume:
+        used = [s for s in stages if s.exists() and any(s.iterdir())]
+        if used and not overwrite:
+            raise ConfigError(
+                f"run directory {run_dir} already holds a run ({', '.join(s.name for s in used)}); "
+                "resume it (--resume), overwrite it (--overwrite) or choose another run_dir"
+            )
+        for s in used:
+            shutil.rmtree(s)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     dm, task, model = prepare(cfg)

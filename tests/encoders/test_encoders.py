@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from mmrefine.encoders import ENCODERS, LeNetEncoder
+from mmrefine.errors import ConfigError
+
+
+def _all_params_get_grad(module: torch.nn.Module, out: torch.Tensor) -> None:
+    out.square().sum().backward()
+    for name, p in module.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize(
+    "spec, input_shape, out_dim",
+    [
+        ({"name": "mlp", "hidden": [16, 8], "out_dim": 5}, (3, 4), 5),
+        ({"name": "identity"}, (3, 4), 12),
+        ({"name": "lenet", "kernels": [5, 3], "width": 4, "out_dim": 7}, (16, 16), 7),
+        ({"name": "conv1d", "channels": [8, 6], "kernels": [3, 5], "pooling": "mean"}, (10, 4), 6),
+        ({"name": "gru", "hidden": 6, "bidirectional": True, "pooling": "last"}, (10, 4), 12),
+        ({"name": "transformer", "d_model": 8, "heads": 2, "layers": 1, "pooling": "last", "dropout": 0.0}, (10, 4), 8),
+    ],
+)
+def test_encoder_shapes_and_gradients(spec, input_shape, out_dim) -> None:
+    enc = ENCODERS.build(spec, provided={"input_shape": input_shape})
+    out = enc(torch.randn(3, *input_shape))
+    assert out.shape == (3, out_dim) and enc.out_dim == out_dim
+    if list(enc.parameters()):
+        _all_params_get_grad(enc, out)
+
+
+def test_lenet_expresses_seed004_avmnist_encoders() -> None:
+    # image: 4 conv layers, kernels 5,3,3,3, max-pool 2 each, channels doubling
+    img = LeNetEncoder((784,), kernels=[5, 3, 3, 3], width=6)
+    assert [m.kernel_size[0] for m in img.conv if isinstance(m, torch.nn.Conv2d)] == [5, 3, 3, 3]
+    assert [m.out_channels for m in img.conv if isinstance(m, torch.nn.Conv2d)] == [6, 12, 24, 48]
+    assert img(torch.randn(2, 784)).shape == (2, 48)  # 28 -> 14 -> 7 -> 3 -> 1
+    # audio: 6 conv layers on 112x112 spectrograms, kernels 5,3,3,3,3,3
+    aud = LeNetEncoder((112, 112), kernels=[5, 3, 3, 3, 3, 3], width=6)
+    assert aud(torch.randn(2, 112, 112)).shape == (2, 192)  # 112 -> ... -> 1, 6 * 2^5 channels
+
+
+def test_lenet_rejects_impossible_configs() -> None:
+    with pytest.raises(ConfigError, match="shrink"):
+        LeNetEncoder((4, 4), kernels=[3, 3, 3, 3])
+    with pytest.raises(ConfigError, match="channels for"):
+        LeNetEncoder((16, 16), kernels=[3, 3], channels=[4])
+
+
+def test_sequence_pooling_choice_matters() -> None:
+    torch.manual_seed(0)
+    last = ENCODERS.build({"name": "gru", "hidden": 4, "pooling": "last"}, provided={"input_shape": (6, 3)})
+    mean = ENCODERS.build({"name": "gru", "hidden": 4, "pooling": "mean"}, provided={"input_shape": (6, 3)})
+    mean.load_state_dict(last.state_dict())
+    x = torch.randn(2, 6, 3)
+    h, _ = last.gru(x)
+    assert torch.allclose(last(x), h[:, -1]) and torch.allclose(mean(x), h.mean(1))
+    with pytest.raises(ConfigError, match="pooling must be one of"):
+        ENCODERS.build({"name": "gru", "pooling": "max"}, provided={"input_shape": (6, 3)})

@@ -1,0 +1,58 @@
+from pathlib import Path
+
+import pytest
+
+from mmrefine.config import load_config
+from mmrefine.errors import ConfigError
+from mmrefine.training.builders import build_datamodule, build_model, build_task
+from tests.conftest import tiny_config
+
+
+def test_unknown_top_level_and_nested_keys_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown config key 'trainer.max_epoch' \\(did you mean 'max_epochs'\\?\\)"):
+        load_config(data={"trainer": {"max_epoch": 3}})
+    with pytest.raises(ConfigError, match="unknown config key 'refinr'"):
+        load_config(data={"refinr": {}})
+
+
+def test_wrong_types(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="trainer.max_epochs: expected an integer"):
+        load_config(data={"trainer": {"max_epochs": "ten"}})
+    with pytest.raises(ConfigError, match="refiner.enabled: expected true/false"):
+        load_config(data={"refiner": {"enabled": "yes"}})
+
+
+def test_component_keys_checked_against_signature(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, model={"fusion": {"name": "gmu", "out_dimm": 8}})
+    dm = build_datamodule(cfg)
+    task = build_task(cfg, dm.num_outputs)
+    with pytest.raises(ConfigError, match="model.fusion.out_dimm: unknown key for fusion 'gmu' \\(did you mean 'out_dim'\\?\\)"):
+        build_model(cfg, dm.schema, task)
+    cfg = tiny_config(tmp_path, model={"fusion": {"name": "gmux"}})
+    with pytest.raises(ConfigError, match="unknown fusion 'gmux' \\(did you mean 'gmu'\\?\\)"):
+        build_model(cfg, dm.schema, task)
+    cfg = tiny_config(tmp_path, model={"encoders": {"audio": {"name": "mlp"}}})
+    with pytest.raises(ConfigError, match="model.encoders: unknown modality \\['audio'\\]"):
+        build_model(cfg, dm.schema, task)
+    with pytest.raises(ConfigError, match="data.view: unknown key for dataset 'mfeat'"):
+        build_datamodule(tiny_config(tmp_path, data={"view": ["fou"]}))
+
+
+def test_ms_weight_without_refiner_is_rejected(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, refiner={"ms_weight": 0.1})
+    dm = build_datamodule(cfg)
+    with pytest.raises(ConfigError, match="would do nothing"):
+        build_model(cfg, dm.schema, build_task(cfg, 10))
+
+
+def test_base_overrides_and_component_replacement(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text("seed: 1\nmodel:\n  fusion: {name: concat, hidden: [8]}\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\nmodel:\n  fusion: {name: gmu, out_dim: 4}\n")
+    cfg = load_config(tmp_path / "child.yaml", ["trainer.max_epochs=7", "refiner.gamma={a: 0.2}"])
+    assert cfg.seed == 1 and cfg.model.fusion == {"name": "gmu", "out_dim": 4}
+    assert cfg.trainer.max_epochs == 7 and cfg.refiner.gamma == {"a": 0.2}
+
+
+def test_repository_configs_load() -> None:
+    root = Path(__file__).resolve().parents[1] / "configs"
+    load_config(root / "mfeat.yaml")

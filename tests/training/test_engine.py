@@ -1,0 +1,150 @@
+"""Training engine behaviour on the bundled UCI Multiple Features data."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mmrefine.errors import BatchError, CheckpointMismatchError, ConfigError, DataError
+from mmrefine.training.engine import evaluate, fit, load_inference_model, make_trainer, predict, prepare, read_checkpoint, read_logs
+from mmrefine.training.module import MultimodalModule
+from tests.conftest import tiny_config
+
+
+def test_fit_learns_and_writes_artifacts(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, data={"views": ["fou", "kar", "mor"]}, refiner={"enabled": True, "ms_weight": 0.1}, trainer={"max_epochs": 4})
+    res = fit(cfg)
+    assert res.test["test/acc"] > 0.9  # 10 classes: chance is 0.1
+    for k in ("val/task", "val/refiner_fou", "val/refiner_kar", "val/refiner_mor", "val/ms", "val/loss"):
+        assert k in res.val
+    assert (res.run_dir / "metrics.json").is_file() and (res.run_dir / "config.yaml").is_file()
+    logs = (res.run_dir / "train" / "logs" / "metrics.csv").read_text().splitlines()[0]
+    assert "train/refiner_fou_epoch" in logs and "train/ms_epoch" in logs and "val/acc" in logs
+    # the exported inference model has no decoders and reproduces the trained model's outputs
+    exported = load_file(res.run_dir / "model.safetensors")
+    assert not any("decoder" in k for k in exported)
+    inf = load_inference_model(cfg, res.run_dir / "model.safetensors")
+    batch = res.datamodule.splits["test"].__getitems__(list(range(16)))
+    res.module.model.eval()
+    assert torch.allclose(inf(batch.inputs, batch.mask).logits, res.module.model(batch.inputs, batch.mask).logits)
+    # evaluate/predict from the best checkpoint agree with fit's numbers
+    assert evaluate(cfg, res.best_checkpoint, "test")["test/acc"] == pytest.approx(res.test["test/acc"])
+    out = predict(cfg, res.best_checkpoint, tmp_path / "pred.csv")
+    lines = out.read_text().splitlines()
+    assert len(lines) == 401 and lines[0].endswith("p9,label")
+
+
+def _encoder_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items() if "encoders" in k}
+
+
+def test_pretraining_changes_encoders_without_labels(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, refiner={"enabled": True}, pretrain={"epochs": 2})
+    dm, task, model = prepare(cfg)
+    before = _encoder_weights(model)
+    loader = dm.pretrain_dataloader()
+    assert all(b.labels is None for b in loader)  # no label reaches this stage
+    module = MultimodalModule(model, task, cfg.optim, "pretrain", dm.schema)
+    trainer, _ = make_trainer(cfg, tmp_path / "p", "val/loss", "min", 2)
+    trainer.fit(module, train_dataloaders=loader, val_dataloaders=dm.val_dataloader())
+    after = _encoder_weights(model)
+    assert all(not torch.equal(before[k], after[k]) for k in before if k.endswith("weight"))
+    head = [v for k, v in model.state_dict().items() if ".head." in k]
+    _, _, fresh = prepare(cfg)
+    assert all(torch.equal(a, b) for a, b in zip(head, [v for k, v in fresh.state_dict().items() if ".head." in k]))
+
+
+def test_pretraining_needs_a_refiner(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="needs a Refiner"):
+        fit(tiny_config(tmp_path, pretrain={"epochs": 1}))
+
+
+def test_labelled_fraction_with_pretraining_runs_both_stages(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, data={"labelled_fraction": 0.1}, refiner={"enabled": True}, pretrain={"epochs": 1}, trainer={"max_epochs": 15}, optim={"warmup_steps": 0})
+    res = fit(cfg)
+    assert (res.run_dir / "pretrain" / "model.safetensors").is_file()
+    assert len(res.datamodule.labelled_train()) == 120
+    assert res.test["test/acc"] > 0.3
+
+
+class Interrupt(L.Callback):
+    def __init__(self, at_epoch: int) -> None:
+        self.at_epoch = at_epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.at_epoch:
+            raise RuntimeError("simulated crash")
+
+
+def test_interrupted_and_resumed_fit_matches_uninterrupted(tmp_path: Path) -> None:
+    over = {"refiner": {"enabled": True}, "trainer": {"max_epochs": 4, "num_sanity_val_steps": 2}, "optim": {"warmup_steps": 10}}
+    full = fit(tiny_config(tmp_path / "a", **over), test=False)
+    cfg = tiny_config(tmp_path / "b", **over)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(cfg, callbacks=[Interrupt(2)], test=False)
+    assert read_checkpoint(Path(cfg.run_dir) / "train" / "checkpoints" / "last.ckpt")["epoch"] == 1
+    fit(cfg, resume=True, test=False)
+    # nothing is lost: the interrupted segment's logs are kept beside the resumed ones
+    logs = read_logs(Path(cfg.run_dir) / "train")
+    trained = logs.dropna(subset=["train/loss_epoch"])
+    assert trained["epoch"].astype(int).tolist() == [0, 1, 2, 3]
+    a = read_checkpoint(full.run_dir / "train" / "checkpoints" / "last.ckpt")
+    b = read_checkpoint(Path(cfg.run_dir) / "train" / "checkpoints" / "last.ckpt")
+    assert a["global_step"] == b["global_step"]
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+
+
+def test_fresh_fit_refuses_a_used_run_dir(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, trainer={"max_epochs": 1})
+    fit(cfg, test=False)
+    with pytest.raises(ConfigError, match="already holds a run"):
+        fit(cfg, test=False)
+    fit(cfg, test=False, overwrite=True)
+
+
+def test_checkpoint_from_another_architecture_is_refused(tmp_path: Path) -> None:
+    res = fit(tiny_config(tmp_path / "a", trainer={"max_epochs": 1}), test=False)
+    other = tiny_config(tmp_path / "b", model={"fusion": {"name": "gmu", "out_dim": 8}})
+    with pytest.raises(CheckpointMismatchError, match="another architecture.*missing from checkpoint: fusion.gate"):
+        evaluate(other, res.best_checkpoint)
+    wider = tiny_config(tmp_path / "c", model={"default_encoder": {"name": "mlp", "hidden": [33], "out_dim": 16}})
+    with pytest.raises(CheckpointMismatchError, match="shape differs"):
+        evaluate(wider, res.best_checkpoint)
+
+
+def test_corrupt_and_empty_checkpoints(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path)
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(DataError, match="empty"):
+        evaluate(cfg, tmp_path / "empty.ckpt")
+    with pytest.raises(DataError, match="cannot read checkpoint"):
+        evaluate(cfg, tmp_path / "junk.ckpt")
+    with pytest.raises(DataError, match="not found"):
+        evaluate(cfg, tmp_path / "none.ckpt")
+
+
+def test_nan_input_stops_training_with_a_named_error(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path)
+    dm, task, model = prepare(cfg)
+    dm.splits["train"].inputs["kar"][3, 0] = float("nan")
+    module = MultimodalModule(model, task, cfg.optim, "supervised", dm.schema)
+    trainer, _ = make_trainer(cfg, tmp_path / "t", "val/acc", "max", 1)
+    with pytest.raises(BatchError, match="modality 'kar': 1 present sample\\(s\\) contain NaN"):
+        trainer.fit(module, datamodule=dm)
+
+
+def test_two_process_ddp_spawn_fit(tmp_path: Path) -> None:
+    cfg = tiny_config(
+        tmp_path,
+        trainer={"max_epochs": 2, "accelerator": "cpu", "devices": 2, "strategy": "ddp_spawn"},
+    )
+    res = fit(cfg)
+    assert res.trainer.world_size == 2
+    assert math.isfinite(res.val["val/loss"]) and res.test["test/acc"] > 0.5
