@@ -1,15 +1,22 @@
 """Self-supervised refiner losses ``C_m(R_m, T_m)`` (ReFNet, seeds 000/001).
 
-Each takes ``reconstruction`` R and ``target`` T of shape ``(B, d)`` and returns
-a scalar averaged over the batch:
+Each takes ``reconstruction`` R and ``target`` T shaped ``(..., B, d)`` (one
+modality ``(B, d)``, or M modalities stacked ``(M, B, d)``), an optional
+presence ``mask`` ``(..., B)`` and the true widths ``dims`` ``(...)`` when the
+last axis is zero-padded to a common width. It returns the loss averaged over
+the present samples, shaped ``(...)``:
 
 * cosine:  ``C = mean_i (1 - cos(R_i, T_i))``
-* mse:     ``C = mean_{i,j} (R_ij - T_ij)^2`` (element mean, as ``nn.MSELoss``)
-* contrastive: with ``r_kt = cos(R_k, T_t)``,
+* mse:     ``C = mean_i ||R_i - T_i||^2 / d`` (element mean, as ``nn.MSELoss``)
+* contrastive: with ``r_kt = cos(R_k, T_t)`` over present samples,
   ``C = (1/B) sum_t sum_{k != t} max(0, margin + r_kt - r_tt)``: no other
   sample's decoding may be closer to target t than its own decoding. The MMF
   reference instead averages ``0.1 + neg - pos`` over negatives above a 0.1
   threshold; ``margin`` plays that role here.
+
+Zero padding changes neither cosines nor squared distances, so padded stacks
+give exactly the per-modality values. A modality absent from every sample
+gives 0.
 """
 
 from __future__ import annotations
@@ -23,41 +30,54 @@ from mmrefine.registry import Registry
 REFINER_LOSSES: Registry = Registry("refiner loss")
 
 
-def _check(r: Tensor, t: Tensor) -> None:
-    if r.shape != t.shape or r.dim() != 2:
-        raise ValueError(f"refiner loss: reconstruction {tuple(r.shape)} and target {tuple(t.shape)} must be equal (B, d)")
+class RefinerLoss(nn.Module):
+    """Base: shape checks and the masked mean over samples."""
+
+    def forward(self, reconstruction: Tensor, target: Tensor, mask: Tensor | None = None, dims: Tensor | None = None) -> Tensor:
+        if reconstruction.shape != target.shape or reconstruction.dim() < 2:
+            raise ValueError(
+                f"refiner loss: reconstruction {tuple(reconstruction.shape)} and target {tuple(target.shape)} must be equal (..., B, d)"
+            )
+        w = torch.ones(reconstruction.shape[:-1], device=reconstruction.device) if mask is None else mask.to(reconstruction.dtype)
+        return self.compute(reconstruction, target, w, dims)
+
+    def compute(self, r: Tensor, t: Tensor, w: Tensor, dims: Tensor | None) -> Tensor:
+        raise NotImplementedError
+
+    @staticmethod
+    def masked_mean(per_sample: Tensor, w: Tensor) -> Tensor:
+        return (per_sample * w).sum(-1) / w.sum(-1).clamp_min(1.0)
 
 
 @REFINER_LOSSES.register("cosine")
-class CosineRefinerLoss(nn.Module):
+class CosineRefinerLoss(RefinerLoss):
     """``mean_i (1 - cos(R_i, T_i))``."""
 
-    def forward(self, reconstruction: Tensor, target: Tensor) -> Tensor:
-        _check(reconstruction, target)
-        return (1 - F.cosine_similarity(reconstruction, target, dim=1, eps=1e-8)).mean()
+    def compute(self, r: Tensor, t: Tensor, w: Tensor, dims: Tensor | None) -> Tensor:
+        return self.masked_mean(1 - F.cosine_similarity(r, t, dim=-1, eps=1e-8), w)
 
 
 @REFINER_LOSSES.register("mse")
-class MSERefinerLoss(nn.Module):
-    """``mean_{i,j} (R_ij - T_ij)^2``."""
+class MSERefinerLoss(RefinerLoss):
+    """``mean_i ||R_i - T_i||^2 / d``."""
 
-    def forward(self, reconstruction: Tensor, target: Tensor) -> Tensor:
-        _check(reconstruction, target)
-        return F.mse_loss(reconstruction, target)
+    def compute(self, r: Tensor, t: Tensor, w: Tensor, dims: Tensor | None) -> Tensor:
+        d = r.new_tensor(float(r.shape[-1])) if dims is None else dims.to(r.dtype)[..., None]
+        return self.masked_mean((r - t).square().sum(-1) / d, w)
 
 
 @REFINER_LOSSES.register("contrastive")
-class ContrastiveRefinerLoss(nn.Module):
+class ContrastiveRefinerLoss(RefinerLoss):
     """``(1/B) sum_t sum_{k != t} max(0, margin + cos(R_k, T_t) - cos(R_t, T_t))``."""
 
     def __init__(self, margin: float = 0.0) -> None:
         super().__init__()
         self.margin = margin
 
-    def forward(self, reconstruction: Tensor, target: Tensor) -> Tensor:
-        _check(reconstruction, target)
-        r = F.normalize(reconstruction, dim=1) @ F.normalize(target, dim=1).T  # r[k, t]
-        pos = r.diagonal()
-        hinge = torch.relu(self.margin + r - pos[None, :])
-        off = ~torch.eye(r.shape[0], dtype=torch.bool, device=r.device)
-        return (hinge * off).sum() / r.shape[0]
+    def compute(self, r: Tensor, t: Tensor, w: Tensor, dims: Tensor | None) -> Tensor:
+        sim = F.normalize(r, dim=-1) @ F.normalize(t, dim=-1).transpose(-1, -2)  # sim[..., k, t]
+        pos = sim.diagonal(dim1=-2, dim2=-1)
+        hinge = torch.relu(self.margin + sim - pos[..., None, :])
+        n = sim.shape[-1]
+        pairs = w[..., :, None] * w[..., None, :] * (1 - torch.eye(n, device=sim.device, dtype=sim.dtype))
+        return (hinge * pairs).sum((-1, -2)) / w.sum(-1).clamp_min(1.0)

@@ -9,7 +9,8 @@ Training objective::
   transformer fusions);
 * ``D_m`` is a registered decoder ``Linear -> ReLU -> Linear`` from ``z`` to the
   target width (the MMF reference keeps its decoders in a plain dict, so they
-  are never trained or saved);
+  are never trained or saved); all M decoders and losses run as batched
+  matmuls (:class:`~mmrefine.refine.decoders.GroupedDecoders`);
 * ``H_m`` is the identity, or a projection to ``projection_dim`` (learned, or a
   fixed random matrix with ``learn_projection=False``). A learned ``H_m`` can
   shrink its targets to make the MSE loss trivial: prefer cosine with it;
@@ -33,6 +34,7 @@ from mmrefine.errors import ConfigError
 from mmrefine.losses.multi_similarity import MultiSimilarityLoss
 from mmrefine.losses.refiner import REFINER_LOSSES
 from mmrefine.models.fusion_model import ModelOutput
+from mmrefine.refine.decoders import GroupedDecoders
 
 
 class Refiner(nn.Module):
@@ -77,9 +79,8 @@ class Refiner(nn.Module):
             proj.weight.requires_grad_(learn_projection)
             self.projections[m] = proj
             target_dims[m] = projection_dim
-        self.decoders = nn.ModuleDict(
-            {m: nn.Sequential(nn.Linear(fused_dim, hidden), nn.ReLU(), nn.Linear(hidden, d)) for m, d in target_dims.items()}
-        )
+        self.decoders = GroupedDecoders(fused_dim, hidden, target_dims)
+        self.register_buffer("gammas", torch.tensor([self.gamma[m] for m in self.modalities]), persistent=False)
         loss_kwargs = {"margin": margin} if loss == "contrastive" else {}
         self.loss_name = loss
         self.criterion = REFINER_LOSSES.build({"name": loss, **loss_kwargs}, where="refiner.loss")
@@ -108,26 +109,22 @@ class Refiner(nn.Module):
         return {m: v.detach() for m, v in t.items()} if self.detach_targets else t
 
     def reconstructions(self, out: ModelOutput) -> dict[str, Tensor]:
-        return {m: dec(out.fused) for m, dec in self.decoders.items()}
+        return self.decoders.split(self.decoders(out.fused))
 
     def auxiliary_losses(
         self, out: ModelOutput, mask: Mapping[str, Tensor] | None = None, labels: Tensor | None = None
     ) -> dict[str, Tensor]:
-        """Weighted loss terms by name: ``refiner_<m>`` = gamma_m C_m, and ``ms`` = zeta L_MS
-        (only when labels are given)."""
-        recon, targets = self.reconstructions(out), self.targets(out)
-        terms: dict[str, Tensor] = {}
-        for m in self.modalities:
-            if self.gamma[m] == 0.0:
-                continue
-            r, t = recon[m], targets[m]
-            if mask is not None:
-                keep = mask[m]
-                if not bool(keep.any()):
-                    terms[f"refiner_{m}"] = r.sum() * 0.0
-                    continue
-                r, t = r[keep], t[keep]
-            terms[f"refiner_{m}"] = self.gamma[m] * self.criterion(r, t)
+        """Weighted loss terms by name: ``refiner_<m>`` = gamma_m C_m (samples where
+        m is absent are left out), and ``ms`` = zeta L_MS (only when labels are given)."""
+        recon = self.decoders(out.fused)  # (M, B, d_max), zero-padded
+        d_max = recon.shape[-1]
+        targets = self.targets(out)
+        stacked = torch.stack([nn.functional.pad(targets[m], (0, d_max - targets[m].shape[1])) for m in self.modalities])
+        presence = None if mask is None else torch.stack([mask[m] for m in self.modalities])
+        per_modality = self.gammas * self.criterion(recon, stacked, presence, self.decoders.dims)
+        terms: dict[str, Tensor] = {
+            f"refiner_{m}": per_modality[i] for i, m in enumerate(self.modalities) if self.gamma[m] != 0.0
+        }
         if self.ms_loss is not None and labels is not None:
             terms["ms"] = self.ms_weight * self.ms_loss(out.fused, labels)
         return terms

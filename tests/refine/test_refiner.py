@@ -59,7 +59,7 @@ def test_loss_terms_are_gamma_times_formula() -> None:
     out = ref(batch())
     terms = ref.auxiliary_losses(out)
     assert set(terms) == {"refiner_a"}  # gamma 0 -> no term
-    recon = ref.decoders["a"](out.fused)
+    recon = ref.reconstructions(out)["a"]
     assert terms["refiner_a"].item() == pytest.approx(0.3 * torch.mean((recon - out.features["a"]) ** 2).item())
 
 
@@ -69,7 +69,7 @@ def test_absent_samples_are_left_out_of_the_refiner_loss() -> None:
     mask = {m: torch.ones(8, dtype=torch.bool) for m in SHAPES}
     mask["b"][:5] = False
     out = ref(x, mask)
-    recon = ref.decoders["b"](out.fused)
+    recon = ref.reconstructions(out)["b"]
     expected = torch.mean((recon[5:] - out.features["b"][5:]) ** 2)
     assert ref.auxiliary_losses(out, mask)["refiner_b"].item() == pytest.approx(expected.item())
 

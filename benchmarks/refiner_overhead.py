@@ -1,0 +1,84 @@
+"""Training- and inference-step cost of the Refiner relative to its base model.
+
+Measures, in one process on the same data, the median wall time of a full
+training step (forward, loss, backward, AdamW step) for the base model and for
+Refiner(base) with cosine losses (and optionally the Multi-Similarity term),
+and the inference forward of the exported model. Each variant's cost is the
+fastest of ``repeats`` medians (variants interleaved), which is the least
+noisy statistic on a shared machine. Prints ratios only. The exported model of
+every variant is the same architecture, so its inference ratio is 1 by
+construction: the deviation from 1 shows the measurement noise.
+
+    python benchmarks/refiner_overhead.py [--fusion gmu] [--batch 64] [--steps 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from mmrefine.config import load_config
+from mmrefine.training.builders import build_datamodule, build_model, build_task, inference_model
+from mmrefine.training.module import MultimodalModule
+
+
+def step_times(module: MultimodalModule, batch, steps: int, train: bool = True) -> list[float]:
+    opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        if train:
+            terms, _ = module.loss_terms(batch)
+            loss = torch.stack(list(terms.values())).sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        else:
+            with torch.no_grad():
+                module.model(batch.inputs, batch.mask)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fusion", default="gmu", choices=["concat", "gmu"])
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--repeats", type=int, default=7)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    fusion = {"concat": {"name": "concat", "hidden": [128]}, "gmu": {"name": "gmu", "out_dim": 128}}[args.fusion]
+    variants = {
+        "base": {},
+        "refiner (cosine)": {"refiner": {"enabled": True}},
+        "refiner + MS": {"refiner": {"enabled": True, "ms_weight": 0.1}},
+    }
+    modules = {}
+    for name, over in variants.items():
+        cfg = load_config("configs/mfeat.yaml", data={**over, "model": {"fusion": fusion}})
+        torch.manual_seed(0)
+        dm = build_datamodule(cfg)
+        task = build_task(cfg, dm.num_outputs)
+        modules[name] = MultimodalModule(build_model(cfg, dm.schema, task), task, cfg.optim, schema=dm.schema)
+    batch = dm.splits["train"].__getitems__(list(range(args.batch)))
+    results: dict[str, list[float]] = {k: [] for k in modules}
+    infer: dict[str, list[float]] = {k: [] for k in modules}
+    for _ in range(args.repeats):  # interleave variants so drift affects all alike
+        for name, m in modules.items():
+            results[name].append(statistics.median(step_times(m, batch, args.steps)))
+            exported = MultimodalModule(inference_model(m.model), m.task)
+            infer[name].append(statistics.median(step_times(exported, batch, args.steps, train=False)))
+    base = min(results["base"])
+    base_inf = min(infer["base"])
+    print(f"fusion={args.fusion} batch={args.batch} steps={args.steps} repeats={args.repeats} threads=1")
+    print(f"{'variant':<20} {'train step / base':>18} {'inference / base':>17}")
+    for name in modules:
+        print(f"{name:<20} {min(results[name]) / base:>18.3f} {min(infer[name]) / base_inf:>17.3f}")
+
+
+if __name__ == "__main__":
+    main()
