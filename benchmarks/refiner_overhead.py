@@ -43,19 +43,35 @@ def step_times(module: MultimodalModule, batch, steps: int, train: bool = True) 
     return times
 
 
+def step_flops(module: MultimodalModule, batch, train: bool = True) -> int:
+    """Exact FLOPs of one forward (+ backward) pass, counted by torch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        if train:
+            terms, _ = module.loss_terms(batch)
+            torch.stack(list(terms.values())).sum().backward()
+        else:
+            with torch.no_grad():
+                module.model(batch.inputs, batch.mask)
+    return counter.get_total_flops()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fusion", default="gmu", choices=["concat", "gmu"])
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--decoder-hidden", type=int, default=None, help="Refiner decoder width (default: fused width)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    torch.set_flush_denormal(True)  # denormal weights/activations would make timings depend on training history
     fusion = {"concat": {"name": "concat", "hidden": [128]}, "gmu": {"name": "gmu", "out_dim": 128}}[args.fusion]
     variants = {
         "base": {},
-        "refiner (cosine)": {"refiner": {"enabled": True}},
-        "refiner + MS": {"refiner": {"enabled": True, "ms_weight": 0.1}},
+        "refiner (cosine)": {"refiner": {"enabled": True, "decoder_hidden": args.decoder_hidden}},
+        "refiner + MS": {"refiner": {"enabled": True, "ms_weight": 0.1, "decoder_hidden": args.decoder_hidden}},
     }
     modules = {}
     for name, over in variants.items():
@@ -74,10 +90,15 @@ def main() -> None:
             infer[name].append(statistics.median(step_times(exported, batch, args.steps, train=False)))
     base = min(results["base"])
     base_inf = min(infer["base"])
-    print(f"fusion={args.fusion} batch={args.batch} steps={args.steps} repeats={args.repeats} threads=1")
-    print(f"{'variant':<20} {'train step / base':>18} {'inference / base':>17}")
+    print(f"fusion={args.fusion} batch={args.batch} steps={args.steps} repeats={args.repeats} threads=1 decoder_hidden={args.decoder_hidden or 'fused width'}")
+    flops = {k: step_flops(m, batch) for k, m in modules.items()}
+    inf_flops = {k: step_flops(MultimodalModule(inference_model(m.model), m.task), batch, train=False) for k, m in modules.items()}
+    print(f"{'variant':<18} {'time: train/base':>16} {'time: infer/base':>16} {'FLOPs: train/base':>17} {'FLOPs: infer/base':>17}")
     for name in modules:
-        print(f"{name:<20} {min(results[name]) / base:>18.3f} {min(infer[name]) / base_inf:>17.3f}")
+        print(
+            f"{name:<18} {min(results[name]) / base:>16.3f} {min(infer[name]) / base_inf:>16.3f}"
+            f" {flops[name] / flops['base']:>17.3f} {inf_flops[name] / inf_flops['base']:>17.3f}"
+        )
 
 
 if __name__ == "__main__":
