@@ -84,12 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "predict":
             print(engine.predict(cfg, args.ckpt, args.out))
         elif args.command == "export":
-            from mmrefine.training.engine import load_weights, prepare
-            from mmrefine.training.module import MultimodalModule
-
-            dm, task, model = prepare(cfg)
-            module = MultimodalModule(model, task)
-            load_weights(module, args.ckpt)
+            _, module = engine.load_module(cfg, args.ckpt)
             print(engine.export(module.model, Path(args.out)))
         return 0
     except MMRefineError as exc:

@@ -232,14 +232,20 @@ def load_inference_model(cfg: ExperimentConfig, weights: str | Path) -> torch.nn
     return model.eval()
 
 
+def load_module(cfg: ExperimentConfig, checkpoint: str | Path) -> tuple[MultimodalDataModule, MultimodalModule]:
+    """Build ``cfg``'s datamodule and module and load ``checkpoint`` (architecture checked)."""
+    dm, task, model = prepare(cfg)
+    module = MultimodalModule(model, task, cfg.optim, "supervised", dm.schema, to_dict(cfg))
+    load_weights(module, checkpoint)
+    return dm, module
+
+
 def evaluate(cfg: ExperimentConfig, checkpoint: str | Path, split: str = "test") -> dict[str, float]:
     """Metrics of ``checkpoint`` on ``split`` ("val" or "test")."""
     if split not in ("val", "test"):
         raise ConfigError(f"split must be 'val' or 'test', got '{split}'")
-    dm, task, model = prepare(cfg)
-    module = MultimodalModule(model, task, cfg.optim, "supervised", dm.schema, to_dict(cfg))
-    load_weights(module, checkpoint)
-    trainer, _ = make_trainer(cfg, Path(cfg.run_dir) / "eval", task.monitor, task.mode, 1)
+    dm, module = load_module(cfg, checkpoint)
+    trainer, _ = make_trainer(cfg, Path(cfg.run_dir) / "eval", module.task.monitor, module.task.mode, 1)
     if split == "val":
         return _scalars(trainer.validate(module, datamodule=dm, verbose=False)[0])
     return _scalars(trainer.test(module, datamodule=dm, verbose=False)[0])
@@ -249,10 +255,8 @@ def predict(cfg: ExperimentConfig, checkpoint: str | Path, out: str | Path) -> P
     """Write test-split predictions of ``checkpoint`` as CSV (one column per output)."""
     import numpy as np
 
-    dm, task, model = prepare(cfg)
-    module = MultimodalModule(model, task, cfg.optim, "supervised", dm.schema, to_dict(cfg))
-    load_weights(module, checkpoint)
-    trainer, _ = make_trainer(cfg, Path(cfg.run_dir) / "predict", task.monitor, task.mode, 1)
+    dm, module = load_module(cfg, checkpoint)
+    trainer, _ = make_trainer(cfg, Path(cfg.run_dir) / "predict", module.task.monitor, module.task.mode, 1)
     parts = trainer.predict(module, datamodule=dm)
     pred = torch.cat([p["prediction"] for p in parts]).numpy()
     cols = [f"p{i}" for i in range(pred.shape[1])]
