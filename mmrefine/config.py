@@ -27,13 +27,16 @@ from mmrefine.errors import ConfigError
 
 @dataclass
 class ModelConfig:
-    """Encoders per modality (``default_encoder`` for the rest), fusion and head."""
+    """Encoders per modality (``default_encoder`` for the rest), fusion and head;
+    ``progressive`` (keyword arguments of
+    :class:`~mmrefine.refine.ProgressiveFusion`) wraps them in Progressive Fusion."""
 
     encoders: dict[str, dict] = field(default_factory=dict)
     default_encoder: dict = field(default_factory=lambda: {"name": "mlp"})
     fusion: dict = field(default_factory=lambda: {"name": "concat"})
     head_hidden: list[int] = field(default_factory=list)
     head_dropout: float = 0.0
+    progressive: Union[dict, None] = None
 
 
 @dataclass

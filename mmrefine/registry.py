@@ -66,35 +66,44 @@ class Registry(Generic[T]):
         if "name" not in spec:
             raise ConfigError(f"{where or self.kind}: missing key 'name' ({self.kind} names: {', '.join(self.names())})")
         name = spec["name"]
-        cls = self.get(name, where)
         kwargs = {k: v for k, v in spec.items() if k != "name"}
-        provided = dict(provided or {})
-        params = _signature_params(cls)
-        takes_var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-        settable = [k for k in params if k not in provided]
-        for key in kwargs:
-            if key in provided:
-                raise ConfigError(f"{where}.{key}: set automatically for {self.kind} '{name}'; remove it from the config")
-            if key not in params and not takes_var_kw:
-                raise ConfigError(
-                    f"{where}.{key}: unknown key for {self.kind} '{name}'{_suggest(key, settable)}; "
-                    f"accepted: {', '.join(settable)}"
-                )
-        provided = {k: v for k, v in provided.items() if k in params or takes_var_kw}
-        missing = [
-            k for k, p in params.items()
-            if p.default is inspect.Parameter.empty
-            and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-            and k not in kwargs and k not in provided
-        ]
-        if missing:
-            raise ConfigError(f"{where}: {self.kind} '{name}' needs {', '.join(repr(m) for m in missing)}")
-        try:
-            return cls(**provided, **kwargs)
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, ConfigError):
-                raise
-            raise ConfigError(f"{where}: cannot build {self.kind} '{name}': {exc}") from exc
+        return build_checked(self.get(name, where), kwargs, where, provided, f"{self.kind} '{name}'")
+
+
+def build_checked(
+    cls: Callable[..., T],
+    kwargs: Mapping[str, Any],
+    where: str,
+    provided: Mapping[str, Any] | None = None,
+    what: str = "",
+) -> T:
+    """Call ``cls(**provided, **kwargs)`` after checking every config key in
+    ``kwargs`` against its signature (unknown keys and keys the caller sets are errors)."""
+    what = what or getattr(cls, "__name__", "component")
+    provided = dict(provided or {})
+    params = _signature_params(cls)
+    takes_var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    settable = [k for k in params if k not in provided]
+    for key in kwargs:
+        if key in provided:
+            raise ConfigError(f"{where}.{key}: set automatically for {what}; remove it from the config")
+        if key not in params and not takes_var_kw:
+            raise ConfigError(f"{where}.{key}: unknown key for {what}{_suggest(key, settable)}; accepted: {', '.join(settable)}")
+    provided = {k: v for k, v in provided.items() if k in params or takes_var_kw}
+    missing = [
+        k for k, p in params.items()
+        if p.default is inspect.Parameter.empty
+        and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        and k not in kwargs and k not in provided
+    ]
+    if missing:
+        raise ConfigError(f"{where}: {what} needs {', '.join(repr(m) for m in missing)}")
+    try:
+        return cls(**provided, **kwargs)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{where}: cannot build {what}: {exc}") from exc
 
 
 def _signature_params(obj: Callable[..., Any]) -> dict[str, inspect.Parameter]:

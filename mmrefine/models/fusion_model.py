@@ -18,12 +18,14 @@ class ModelOutput(NamedTuple):
 
     ``features`` are the per-modality representations a Refiner reconstructs
     (the encoder outputs ``F_m`` here); ``fusion`` is the fusion module's own
-    NamedTuple (GMU gates, attention weights, ...)."""
+    NamedTuple (GMU gates, attention weights, ...); ``steps`` holds the fused
+    vector of every unrolled step of a Progressive Fusion model."""
 
     logits: Tensor
     fused: Tensor
     features: dict[str, Tensor]
     fusion: Any = None
+    steps: tuple[Tensor, ...] | None = None
 
 
 class MLPHead(nn.Module):
@@ -66,11 +68,14 @@ class FusionModel(nn.Module):
     def feature_dims(self) -> dict[str, int]:
         return dict(self.fusion.in_dims)
 
-    def encode(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+    def check_inputs(self, inputs: Mapping[str, Tensor]) -> None:
         unknown = [k for k in inputs if k not in self.encoders]
         missing = [m for m in self.encoders if m not in inputs]
         if unknown or missing:
             raise BatchError(f"model expects modalities {self.modalities}; unknown {unknown}, missing {missing}")
+
+    def encode(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+        self.check_inputs(inputs)
         out = {}
         for m, enc in self.encoders.items():
             x = inputs[m]

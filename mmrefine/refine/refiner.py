@@ -115,16 +115,17 @@ class Refiner(nn.Module):
         self, out: ModelOutput, mask: Mapping[str, Tensor] | None = None, labels: Tensor | None = None
     ) -> dict[str, Tensor]:
         """Weighted loss terms by name: ``refiner_<m>`` = gamma_m C_m (samples where
-        m is absent are left out), and ``ms`` = zeta L_MS (only when labels are given)."""
+        m is absent are left out), ``ms`` = zeta L_MS (only when labels are given),
+        plus the wrapped model's own auxiliary terms (e.g. UCRN's ``mjs``)."""
+        inner = getattr(self.model, "auxiliary_losses", None)
+        terms: dict[str, Tensor] = dict(inner(out, mask, labels)) if inner is not None else {}
         recon = self.decoders(out.fused)  # (M, B, d_max), zero-padded
         d_max = recon.shape[-1]
         targets = self.targets(out)
         stacked = torch.stack([nn.functional.pad(targets[m], (0, d_max - targets[m].shape[1])) for m in self.modalities])
         presence = None if mask is None else torch.stack([mask[m] for m in self.modalities])
         per_modality = self.gammas * self.criterion(recon, stacked, presence, self.decoders.dims)
-        terms: dict[str, Tensor] = {
-            f"refiner_{m}": per_modality[i] for i, m in enumerate(self.modalities) if self.gamma[m] != 0.0
-        }
+        terms.update({f"refiner_{m}": per_modality[i] for i, m in enumerate(self.modalities) if self.gamma[m] != 0.0})
         if self.ms_loss is not None and labels is not None:
             terms["ms"] = self.ms_weight * self.ms_loss(out.fused, labels)
         return terms
