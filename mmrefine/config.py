@@ -29,7 +29,9 @@ from mmrefine.errors import ConfigError
 class ModelConfig:
     """Encoders per modality (``default_encoder`` for the rest), fusion and head;
     ``progressive`` (keyword arguments of
-    :class:`~mmrefine.refine.ProgressiveFusion`) wraps them in Progressive Fusion."""
+    :class:`~mmrefine.refine.ProgressiveFusion`) wraps them in Progressive Fusion.
+    ``architecture`` (``{name: ucrn | mult | early_fusion_transformer, ...}``)
+    replaces encoders + fusion + head by a complete architecture."""
 
     encoders: dict[str, dict] = field(default_factory=dict)
     default_encoder: dict = field(default_factory=lambda: {"name": "mlp"})
@@ -37,6 +39,7 @@ class ModelConfig:
     head_hidden: list[int] = field(default_factory=list)
     head_dropout: float = 0.0
     progressive: Union[dict, None] = None
+    architecture: Union[dict, None] = None
 
 
 @dataclass

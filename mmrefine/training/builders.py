@@ -14,6 +14,7 @@ from mmrefine.encoders.registry import ENCODERS
 from mmrefine.errors import ConfigError
 from mmrefine.fusion.base import FUSIONS
 from mmrefine.models.fusion_model import FusionModel, MLPHead
+from mmrefine.models.registry import ARCHITECTURES
 from mmrefine.refine.progressive import ProgressiveFusion
 from mmrefine.refine.refiner import Refiner
 from mmrefine.registry import build_checked
@@ -22,6 +23,7 @@ from mmrefine.training.tasks import TASKS, Task
 import mmrefine.data  # noqa: F401  (registers datasets)
 import mmrefine.encoders  # noqa: F401  (registers encoders)
 import mmrefine.fusion  # noqa: F401  (registers fusions)
+import mmrefine.models  # noqa: F401  (registers architectures)
 
 
 def build_datamodule(cfg: ExperimentConfig) -> MultimodalDataModule:
@@ -60,10 +62,16 @@ def build_model(cfg: ExperimentConfig, schema: BatchSchema, task: Task) -> nn.Mo
     """The base model, wrapped in :class:`ProgressiveFusion` when
     ``model.progressive`` is set, then in a :class:`Refiner` when ``refiner.enabled``."""
     prog = cfg.model.progressive
-    extra = int(prog.get("concat_dim", 16)) if prog and prog.get("mode") == "concat" else 0
-    model: nn.Module = build_base_model(cfg, schema, task.out_dim, extra)
+    shapes = {m: spec.shape for m, spec in schema.modalities.items()}
+    model: nn.Module
+    if cfg.model.architecture is not None:
+        if prog is not None:
+            raise ConfigError("model.progressive wraps encoders + fusion; it cannot wrap model.architecture")
+        model = ARCHITECTURES.build(cfg.model.architecture, "model.architecture", {"input_shapes": shapes, "out_dim": task.out_dim})
+    else:
+        extra = int(prog.get("concat_dim", 16)) if prog and prog.get("mode") == "concat" else 0
+        model = build_base_model(cfg, schema, task.out_dim, extra)
     if prog is not None:
-        shapes = {m: spec.shape for m, spec in schema.modalities.items()}
         model = build_checked(ProgressiveFusion, prog, "model.progressive", {"model": model, "input_shapes": shapes})
     r = cfg.refiner
     if r.ms_weight > 0 and not task.supports_metric_loss:

@@ -1,0 +1,52 @@
+"""Parameter counts of the seeds' architectures at the papers' settings, beside
+the published figures.
+
+Input widths are those of the CMU-MOSI / MOSEI aligned features used by MulT and
+UCRN (text 300 GloVe, audio 74 COVAREP, vision 35 Facet; sequences of 50 steps);
+one regression output. UCRN's count is also broken down by part.
+
+    python benchmarks/param_counts.py
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from mmrefine.config import read_yaml
+from mmrefine.models import ARCHITECTURES
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "models"
+MOSEI = {"l": (50, 300), "a": (50, 74), "v": (50, 35)}
+
+
+def count(m: torch.nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def architecture(name: str, **over) -> torch.nn.Module:
+    spec = {**read_yaml(CONFIGS / f"{name}_paper.yaml")["model"]["architecture"], **over}
+    return ARCHITECTURES.build(spec, provided={"input_shapes": MOSEI, "out_dim": 1})
+
+
+def main() -> None:
+    rows = [
+        ("MulT (configs/models/mult_paper.yaml)", count(architecture("mult")), "1,071,211 (seed 003, Table 7)"),
+        ("MulT-GMU (fusion: gmu, gmu_dim 64)", count(architecture("mult", fusion="gmu")), "-"),
+        ("UCRN (configs/models/ucrn_paper.yaml, cross_mode concat)", count(architecture("ucrn")), "422,401 trimodal, 211,681 bimodal (seed 003, Table 7)"),
+        ("UCRN, cross_layers 1", count(architecture("ucrn", cross_layers=1)), "-"),
+        ("UCRN, cross_mode tokens", count(architecture("ucrn", cross_mode="tokens")), "-"),
+    ]
+    w = max(len(r[0]) for r in rows)
+    print(f"{'model':<{w}} {'parameters':>12}  published")
+    for name, n, pub in rows:
+        print(f"{name:<{w}} {n:>12,}  {pub}")
+    ucrn = architecture("ucrn")
+    print("\nUCRN (paper settings) by part:")
+    for part in ("proj", "unimodal", "quality", "cross", "fc1", "fc2", "out"):
+        print(f"  {part:<10} {count(getattr(ucrn, part)):>10,}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+import itertools
+import math
+
+import pytest
+import torch
+
+from mmrefine.errors import ConfigError
+from mmrefine.models import POOLINGS, UCRN, EarlyFusionTransformer, MulT, js_divergence
+from mmrefine.refine import Refiner
+
+SEQ = {"l": (6, 10), "a": (5, 4), "v": (4, 3)}
+
+
+def seq_inputs(shapes=SEQ, b: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {m: torch.randn(b, *s, generator=g) for m, s in shapes.items()}
+
+
+def train_steps(model: torch.nn.Module, x, y, steps: int = 3) -> list[float]:
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(steps):
+        out = model(x)
+        loss = torch.nn.functional.cross_entropy(out.logits, y)
+        aux = getattr(model, "auxiliary_losses", None)
+        if aux is not None:
+            loss = loss + sum(aux(out).values())
+        opt.zero_grad()
+        loss.backward()
+        losses.append(loss.item())
+        missing = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+        assert not missing, missing
+        opt.step()
+    return losses
+
+
+def small_ucrn(**kw) -> UCRN:
+    torch.manual_seed(0)
+    return UCRN(SEQ, 3, d=6, heads=2, layers=1, cross_layers=1, sq_reduction=2, **kw)
+
+
+# ---------------------------------------------------------------- UCRN
+def test_js_divergence_formula() -> None:
+    p = torch.tensor([[0.5, 0.5], [1.0, 0.0]])
+    q = torch.tensor([[0.5, 0.5], [0.0, 1.0]])
+    js = js_divergence(p, q)
+    assert js[0].item() == pytest.approx(0.0, abs=1e-7)
+    assert js[1].item() == pytest.approx(math.log(2), rel=1e-5)  # disjoint supports: ln 2
+    p2, q2 = torch.tensor([[0.2, 0.8]]), torch.tensor([[0.6, 0.4]])
+    m = (p2 + q2) / 2
+    by_hand = 0.5 * (p2 * (p2 / m).log()).sum() + 0.5 * (q2 * (q2 / m).log()).sum()
+    assert js_divergence(p2, q2).item() == pytest.approx(by_hand.item(), rel=1e-5)
+    assert js_divergence(q2, p2).item() == pytest.approx(js_divergence(p2, q2).item(), rel=1e-6)  # symmetric
+
+
+def test_ucrn_mjs_term_is_sum_over_pairs_of_softmax_js() -> None:
+    model = small_ucrn().eval()
+    out = model(seq_inputs())
+    r = out.fusion.refined
+    expected = sum(js_divergence(r[a].softmax(-1), r[b].softmax(-1)).mean() for a, b in itertools.combinations(SEQ, 2))
+    assert model.auxiliary_losses(out)["mjs"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("cross_mode", ["concat", "tokens"])
+def test_ucrn_runs_with_every_non_empty_subset(cross_mode) -> None:
+    model = small_ucrn(cross_mode=cross_mode).eval()
+    x = seq_inputs()
+    for k in range(1, 4):
+        for subset in itertools.combinations(SEQ, k):
+            mask = {m: torch.full((4,), m in subset) for m in SEQ}
+            out = model(x, mask)
+            assert out.logits.shape == (4, 3) and torch.isfinite(out.logits).all()
+            y = {m: (v + 50 if m not in subset else v) for m, v in x.items()}
+            assert torch.allclose(model(y, mask).logits, out.logits, atol=1e-5)  # absent values ignored
+            assert torch.isfinite(model.auxiliary_losses(out, mask)["mjs"])
+
+
+@pytest.mark.parametrize("kw", [{}, {"cross_mode": "tokens", "pooling": "temporal"}])
+def test_ucrn_trains_with_gradients_everywhere(kw) -> None:
+    model = small_ucrn(**kw)
+    train_steps(model, seq_inputs(), torch.tensor([0, 1, 2, 0]))
+
+
+def test_ucrn_vector_inputs_are_length_one_sequences() -> None:
+    model = UCRN({"t": (8,), "a": (5,)}, 2, d=6, heads=2, layers=1, cross_layers=1)
+    assert model({"t": torch.randn(3, 8), "a": torch.randn(3, 5)}).logits.shape == (3, 2)
+
+
+# ---------------------------------------------------------------- MulT
+@pytest.mark.parametrize("fusion", ["concat", "gmu"])
+def test_mult_trains_with_gradients_everywhere(fusion) -> None:
+    torch.manual_seed(0)
+    model = MulT(SEQ, 3, d=6, heads=2, layers=1, fusion=fusion, gmu_dim=5)
+    train_steps(model, seq_inputs(), torch.tensor([0, 1, 2, 0]))
+    assert len(model.cross) == 6  # every ordered pair
+
+
+def test_mult_gmu_takes_extra_vector_modalities_and_reports_gates() -> None:
+    torch.manual_seed(0)
+    shapes = {"l": (6, 10), "a": (5, 4), "img": (7,)}
+    model = MulT(shapes, 2, d=6, heads=2, layers=1, fusion="gmu", gmu_dim=5)
+    x = seq_inputs(shapes)
+    mask = {m: torch.ones(4, dtype=torch.bool) for m in shapes}
+    mask["img"][0] = False
+    out = model(x, mask)
+    assert out.fusion.gates.shape == (4, 3, 5) and (out.fusion.gates[0, 2] == 0).all()
+    train_steps(model, x, torch.tensor([0, 1, 1, 0]))
+    with pytest.raises(ConfigError, match="need mult.fusion: gmu"):
+        MulT(shapes, 2, d=6, heads=2, layers=1, fusion="concat")
+
+
+def test_mult_causal_mask_restricts_attention_to_the_past() -> None:
+    torch.manual_seed(0)
+    model = MulT({"l": (5, 3), "a": (5, 3)}, 2, d=4, heads=2, layers=1, causal=True, embed_dropout=0, attn_dropout=0, relu_dropout=0, res_dropout=0).eval()
+    x = seq_inputs({"l": (5, 3), "a": (5, 3)})
+    y = {m: v.clone() for m, v in x.items()}
+    y["a"][:, -1] += 10  # the last step of the source: visible to the last target step only
+    cross = model.cross["l<-a"]
+    px = {m: model.proj[m](v.transpose(1, 2)).transpose(1, 2) for m, v in x.items()}
+    py = {m: model.proj[m](v.transpose(1, 2)).transpose(1, 2) for m, v in y.items()}
+    hx, hy = cross(px["l"], px["a"]), cross(py["l"], py["a"])
+    assert torch.allclose(hx[:, :-1], hy[:, :-1], atol=1e-5) and not torch.allclose(hx[:, -1], hy[:, -1])
+
+
+# ------------------------------------------------- early-fusion transformer
+EF = {"t": (5, 8), "i": (3, 6), "tab": (4,)}
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_early_fusion_poolings_have_documented_shapes(pooling) -> None:
+    torch.manual_seed(0)
+    model = EarlyFusionTransformer(EF, 2, d=8, heads=2, layers=3, target_pooling=pooling).eval()
+    out = model(seq_inputs(EF))
+    width = 16 if pooling == "concat_last2" else 8
+    assert all(out.features[m].shape == (4, width) for m in EF) and model.feature_dims["t"] == width
+    hs, spans = out.fusion.hidden_states, out.fusion.spans
+    assert len(hs) == 4 and spans == {"t": (1, 6), "i": (6, 9), "tab": (9, 10)}
+    s_last = hs[-1][:, 1:6].mean(1)
+    s_prev = hs[-2][:, 1:6].mean(1)
+    expected = {
+        "avg_last": s_last, "avg_last2": (s_last + s_prev) / 2, "sum_last": 5 * s_last,
+        "sum_last2": 5 * (s_last + s_prev), "concat_last2": torch.cat([s_last, s_prev], -1),
+    }[pooling]
+    assert torch.allclose(out.features["t"], expected, atol=1e-5)
+
+
+def test_early_fusion_masks_absent_tokens_and_trains_inside_a_refiner() -> None:
+    torch.manual_seed(0)
+    model = EarlyFusionTransformer(EF, 3, d=8, heads=2, layers=2, target_pooling="avg_last2", fused_depth=2)
+    x = seq_inputs(EF)
+    mask = {m: torch.ones(4, dtype=torch.bool) for m in EF}
+    mask["i"][:2] = False
+    model.eval()
+    out = model(x, mask)
+    y = {**x, "i": x["i"] + 100}
+    assert torch.allclose(model(y, mask).logits[:2], out.logits[:2], atol=1e-5)
+    model.train()
+    ref = Refiner(model, ms_weight=0.1)
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-2)
+    labels = torch.tensor([0, 1, 2, 0])
+    for _ in range(2):
+        out = ref(x, mask)
+        loss = torch.nn.functional.cross_entropy(out.logits, labels) + sum(ref.auxiliary_losses(out, mask, labels).values())
+        opt.zero_grad()
+        loss.backward()
+        missing = [n for n, p in ref.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+        assert not missing, missing
+        opt.step()
+
+
+@pytest.mark.parametrize(
+    "arch",
+    [
+        {"name": "ucrn", "d": 12, "heads": 2, "layers": 1, "cross_layers": 1, "sq_reduction": 4},
+        {"name": "early_fusion_transformer", "d": 16, "heads": 2, "layers": 2, "target_pooling": "concat_last2"},
+    ],
+    ids=["ucrn", "early_fusion_transformer"],
+)
+def test_architecture_inside_refiner_fits_from_config(tmp_path, arch) -> None:
+    from tests.conftest import tiny_config
+    from mmrefine.training.engine import fit
+
+    cfg = tiny_config(tmp_path, model={"architecture": arch}, refiner={"enabled": True}, trainer={"max_epochs": 3})
+    res = fit(cfg)
+    assert type(res.module.model.model).__name__ == {"ucrn": "UCRN", "early_fusion_transformer": "EarlyFusionTransformer"}[arch["name"]]
+    assert "val/refiner_fou" in res.val and res.test["test/acc"] > 0.5
+    if arch["name"] == "ucrn":
+        assert "val/mjs" in res.val  # the inner model's regulariser survives the Refiner
+
+
+def test_progressive_cannot_wrap_an_architecture(tmp_path) -> None:
+    from tests.conftest import tiny_config
+    from mmrefine.training.builders import build_datamodule, build_model, build_task
+
+    cfg = tiny_config(tmp_path, model={"architecture": {"name": "ucrn"}, "progressive": {"steps": 2}})
+    dm = build_datamodule(cfg)
+    with pytest.raises(ConfigError, match="cannot wrap model.architecture"):
+        build_model(cfg, dm.schema, build_task(cfg, 10))
+
+
+def test_paper_configs_load_and_build() -> None:
+    from pathlib import Path
+
+    from mmrefine.config import load_config
+    from mmrefine.models import ARCHITECTURES
+
+    root = Path(__file__).resolve().parents[2] / "configs" / "models"
+    shapes = {"l": (50, 300), "a": (50, 74), "v": (50, 35)}
+    counts = {}
+    for name in ("mult", "ucrn"):
+        cfg = load_config(root / f"{name}_paper.yaml")
+        model = ARCHITECTURES.build(cfg.model.architecture, provided={"input_shapes": shapes, "out_dim": 1})
+        counts[name] = sum(p.numel() for p in model.parameters())
+    assert abs(counts["mult"] - 1_071_211) / 1_071_211 < 0.01  # seed 003, Table 7
