@@ -1,12 +1,32 @@
-"""Robustness to absent modalities."""
+"""Robustness to absent and noisy modalities.
+
+* :func:`missing_modality_metrics`: test metrics with chosen modalities absent;
+  :func:`nonempty_subsets` enumerates every non-empty subset to keep.
+* Corruptions at level ``s`` in [0, 1] (seeded): ``gaussian``
+  ``x + s * std(x) * N(0, 1)`` (std over the whole split), ``bernoulli``
+  (UCRN) each value zeroed with probability ``s``.
+* :func:`relative_robustness`: seed 004's area between performance-vs-noise
+  curves over an equally spaced grid (trapezoid rule, divided by the grid's
+  span), ``tau = mean_s (perf_f(s) - perf_b(s))`` with error metrics negated,
+  so positive means more robust than the baseline; :func:`scale_unit` maps a set
+  of such scores to [0, 1] as the paper does.
+* :func:`percentage_drop`: UCRN's ``(full - degraded) / full``.
+"""
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+import itertools
+from typing import Iterable, Mapping, Sequence
 
 import lightning as L
+import numpy as np
+import torch
 
 from mmrefine.data.datamodule import MultimodalDataModule
+from mmrefine.data.dataset import TensorMultimodalDataset
+from mmrefine.errors import ConfigError
+
+CORRUPTIONS = ("gaussian", "bernoulli")
 
 
 def missing_modality_metrics(
@@ -25,3 +45,50 @@ def missing_modality_metrics(
         res = trainer.test(module, dataloaders=loader, verbose=False)[0]
         out["-" + "+".join(group)] = {k: float(v) for k, v in res.items()}
     return out
+
+
+def nonempty_subsets(modalities: Sequence[str]) -> list[tuple[str, ...]]:
+    """Every non-empty subset, smallest first."""
+    return [c for k in range(1, len(modalities) + 1) for c in itertools.combinations(modalities, k)]
+
+
+def corrupt(ds: TensorMultimodalDataset, modality: str, kind: str, level: float, seed: int = 0) -> TensorMultimodalDataset:
+    """A copy of ``ds`` with ``modality`` corrupted (see module docstring)."""
+    if kind not in CORRUPTIONS:
+        raise ConfigError(f"corruption must be one of {CORRUPTIONS}, got '{kind}'")
+    if not 0.0 <= level <= 1.0:
+        raise ConfigError(f"noise level must be in [0, 1], got {level}")
+    if modality not in ds.inputs:
+        raise ConfigError(f"cannot corrupt unknown modality '{modality}' (have {ds.modalities})")
+    g = torch.Generator().manual_seed(seed)
+    x = ds.inputs[modality]
+    if kind == "gaussian":
+        noisy = x + level * x.std() * torch.randn(x.shape, generator=g, dtype=x.dtype)
+    else:
+        noisy = x * (torch.rand(x.shape, generator=g) >= level).to(x.dtype)
+    keep = ds.mask[modality].reshape(-1, *([1] * (x.dim() - 1)))
+    inputs = dict(ds.inputs)
+    inputs[modality] = torch.where(keep, noisy, x)  # absent samples stay zero
+    return TensorMultimodalDataset(inputs, ds.labels, ds.mask)
+
+
+def relative_robustness(levels: Sequence[float], model: Sequence[float], baseline: Sequence[float], higher_is_better: bool = True) -> float:
+    """``tau`` (see module docstring) over an equally spaced grid of ``levels``."""
+    lv = np.asarray(levels, dtype=float)
+    if len(lv) < 2 or not np.allclose(np.diff(lv), lv[1] - lv[0]):
+        raise ValueError("levels must be an equally spaced grid of at least two points")
+    diff = np.asarray(model, dtype=float) - np.asarray(baseline, dtype=float)
+    if not higher_is_better:
+        diff = -diff
+    area = float(np.sum((diff[1:] + diff[:-1]) / 2 * np.diff(lv)))
+    return area / float(lv[-1] - lv[0])
+
+
+def scale_unit(scores: Mapping[str, float]) -> dict[str, float]:
+    """Min-max scale scores to [0, 1] (all 0.5 when they are equal)."""
+    lo, hi = min(scores.values()), max(scores.values())
+    return {k: (0.5 if hi == lo else (v - lo) / (hi - lo)) for k, v in scores.items()}
+
+
+def percentage_drop(full: float, degraded: float) -> float:
+    return (full - degraded) / full
