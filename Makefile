@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/mmrefine demo --config configs/demo.yaml --out runs/demo
+	$(VENV)/bin/mmrefine demo --config configs/demo.yaml --out runs/demo --fresh
 
 test: $(STAMP)
 	$(PY) -m pytest -q

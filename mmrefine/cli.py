@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--seeds", type=int, nargs="+", help="override the seeds")
     p.add_argument("--epochs", type=int, help="override max_epochs (for a quick look)")
+    p.add_argument("--fresh", action="store_true", help="discard earlier results in --out and start over")
+    p = sub.add_parser("sweep", help="N seeds x M variants, resumable; prints mean ± std and Welch p-values")
+    p.add_argument("--config", "-c", required=True, help="sweep YAML (see mmrefine.evaluation.sweep)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seeds", type=int, nargs="+")
+    p.add_argument("--epochs", type=int)
     return parser
 
 
@@ -70,7 +76,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from mmrefine.demo import run_demo
 
-            run_demo(args.config, args.out, args.seeds, args.epochs)
+            run_demo(args.config, args.out, args.seeds, args.epochs, args.fresh)
+            return 0
+        if args.command == "sweep":
+            from mmrefine.evaluation.sweep import load_sweep, run_sweep, summarize
+
+            sweep = load_sweep(args.config)
+            records = run_sweep(args.config, args.out, args.seeds, args.epochs)
+            print(f"{'variant':<24} {sweep.metric:>18} {'n':>3} {'p vs ' + str(sweep.baseline):>14}")
+            for c in summarize(records, sweep.metric, sweep.baseline):
+                print(f"{c.name:<24} {c.mean:>10.4f} ± {c.std:.4f} {c.n:>3} {c.p_value:>14.4f}")
+            print(f"records: {args.out}/runs.jsonl")
             return 0
         cfg = _load(args)
         from mmrefine.training import engine

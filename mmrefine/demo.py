@@ -1,34 +1,24 @@
 """The demo job: fusion x Refiner on the bundled UCI Multiple Features data.
 
-For every variant (a set of config overrides) and seed: fit, test accuracy,
-test accuracy with each view missing. Prints a mean ± std table and writes
-``OUT/report.md``, ``OUT/results.csv`` and ``OUT/missing_views.png``.
+A sweep (:mod:`mmrefine.evaluation.sweep`) over the variants of
+``configs/demo.yaml``: for every variant and seed, fit, test accuracy, and test
+accuracy with each view missing. Prints a mean ± std table (with Welch p-values
+against the baseline) and writes ``OUT/report.md``, ``OUT/missing_views.png``
+and ``OUT/runs.jsonl``. Interrupted, it resumes where it stopped; ``fresh``
+starts over.
 """
 
 from __future__ import annotations
 
-import csv
+import math
+import shutil
 import statistics
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmrefine.config import deep_merge, from_dict, load_config, read_yaml
-from mmrefine.evaluation.robustness import missing_modality_metrics
-from mmrefine.training.engine import fit
-
-
-@dataclass
-class DemoConfig:
-    experiment: str = "mfeat.yaml"
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    variants: dict[str, dict] = field(default_factory=dict)
-    metric: str = "test/acc"
-
-
-def mean_std(xs: list[float]) -> tuple[float, float]:
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+from mmrefine.evaluation.statistics import mean_std
+from mmrefine.evaluation.sweep import SweepConfig, load_sweep, run_sweep, summarize
 
 
 def fmt(xs: list[float], digits: int = 2) -> str:
@@ -36,82 +26,75 @@ def fmt(xs: list[float], digits: int = 2) -> str:
     return f"{100 * m:.{digits}f} ± {100 * s:.{digits}f}"
 
 
-def run_demo(config: str | Path, out: str | Path, seeds: list[int] | None = None, epochs: int | None = None) -> list[dict[str, Any]]:
+def fmt_p(p: float) -> str:
+    return "-" if math.isnan(p) else f"{p:.3f}"
+
+
+def run_demo(
+    config: str | Path, out: str | Path, seeds: list[int] | None = None, epochs: int | None = None, fresh: bool = False
+) -> list[dict[str, Any]]:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 130))
-    config = Path(config)
-    demo = from_dict(DemoConfig, read_yaml(config))
-    if seeds is not None:
-        demo.seeds = seeds
+    console = Console(width=max(Console().width, 140))
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    experiment = config.parent / demo.experiment
-    rows: list[dict[str, Any]] = []
-    views: list[str] = []
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    sweep = load_sweep(config)
     started = time.perf_counter()
-    for name, overrides in demo.variants.items():
-        for seed in demo.seeds:
-            t0 = time.perf_counter()
-            data = deep_merge(overrides, {"seed": seed, "run_dir": str(out / "runs" / name.replace("+", "_") / f"seed{seed}")})
-            if epochs is not None:
-                data = deep_merge(data, {"trainer": {"max_epochs": epochs}})
-            cfg = load_config(experiment, data=data)
-            cfg.trainer.progress_bar = False
-            res = fit(cfg, overwrite=True)
-            assert res.datamodule is not None and res.trainer is not None and res.module is not None
-            views = res.datamodule.modalities
-            missing = missing_modality_metrics(res.trainer, res.module, res.datamodule, [[v] for v in views])
-            row = {"variant": name, "seed": seed, "full": res.test[demo.metric], "seconds": time.perf_counter() - t0}
-            row.update({f"-{v}": missing[f"-{v}"][demo.metric] for v in views})
-            rows.append(row)
-            console.print(f"[dim]{name} seed {seed}: {demo.metric} {100 * row['full']:.2f} ({row['seconds']:.1f} s)[/dim]")
+
+    def progress(r: dict[str, Any]) -> None:
+        console.print(f"[dim]{r['variant']} seed {r['seed']}: {sweep.metric} {100 * r['test'][sweep.metric]:.2f} ({r['seconds']:.1f} s)[/dim]")
+
+    wanted = seeds if seeds is not None else sweep.seeds
+    records = [r for r in run_sweep(config, out, seeds, epochs, on_record=progress) if r["seed"] in wanted]
     total = time.perf_counter() - started
+    views = list(records[0].get("missing", {}))
+    metric = sweep.metric
+    summary = {c.name: c for c in summarize(records, metric, sweep.baseline)}
 
-    table = Table(title=f"UCI Multiple Features, {demo.metric} (%), mean ± std over {len(demo.seeds)} seeds")
-    cols = ["full", *[f"-{v}" for v in views]]
-    table.add_column("variant", no_wrap=True)
-    for c in cols:
-        table.add_column("all" if c == "full" else f"no {c[1:]}", justify="right", no_wrap=True)
-    table.add_column("no one (mean)", justify="right", no_wrap=True)
-    summary = []
-    for name in demo.variants:
-        rs = [r for r in rows if r["variant"] == name]
-        per_run_missing = [statistics.fmean(r[f"-{v}"] for v in views) for r in rs]
-        table.add_row(name, *[fmt([r[c] for r in rs], 1) for c in cols], fmt(per_run_missing, 1))
-        summary.append((name, [fmt([r[c] for r in rs]) for c in cols], fmt(per_run_missing)))
+    table = Table(title=f"UCI Multiple Features, {metric} (%), mean ± std over seeds {wanted}")
+    for col in ["variant", "all", *[f"no {v}" for v in views], "no one (mean)", f"p vs {sweep.baseline}"]:
+        table.add_column(col, justify="left" if col == "variant" else "right", no_wrap=True)
+    rows = []
+    for name in sweep.variants:
+        rs = [r for r in records if r["variant"] == name]
+        full = [r["test"][metric] for r in rs]
+        miss = {v: [r["missing"][v][metric] for r in rs] for v in views}
+        mean_miss = [statistics.fmean(r["missing"][v][metric] for v in views) for r in rs] if views else []
+        p = fmt_p(summary[name].p_value)
+        table.add_row(name, fmt(full, 1), *[fmt(miss[v], 1) for v in views], fmt(mean_miss, 1) if views else "-", p)
+        rows.append((name, fmt(full), [fmt(miss[v]) for v in views], fmt(mean_miss) if views else "-", p))
     console.print(table)
-    console.print(f"total {total:.0f} s for {len(rows)} runs")
-
-    with open(out / "results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    _plot(rows, list(demo.variants), views, out / "missing_views.png", demo.metric)
-    _report(out / "report.md", demo, cols, summary, total, len(rows))
+    console.print(f"{len(records)} runs, {total:.0f} s")
+    if views:
+        _plot(records, list(sweep.variants), views, out / "missing_views.png", metric)
+    _report(out / "report.md", sweep, wanted, views, rows, total, len(records))
     console.print(f"report: {out / 'report.md'}")
-    return rows
+    return records
 
 
-def _plot(rows: list[dict[str, Any]], variants: list[str], views: list[str], path: Path, metric: str) -> None:
+def _plot(records: list[dict[str, Any]], variants: list[str], views: list[str], path: Path, metric: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    cols = ["full", *[f"-{v}" for v in views]]
+    def value(r: dict[str, Any], col: str) -> float:
+        return r["test"][metric] if col == "all" else r["missing"][col][metric]
+
+    cols = ["all", *views]
     fig, ax = plt.subplots(figsize=(10, 4))
     width = 0.8 / len(variants)
     x = np.arange(len(cols))
     for i, name in enumerate(variants):
-        rs = [r for r in rows if r["variant"] == name]
-        ms = [mean_std([r[c] for r in rs]) for c in cols]
+        rs = [r for r in records if r["variant"] == name]
+        ms = [mean_std([value(r, c) for r in rs]) for c in cols]
         ax.bar(x + i * width, [100 * m for m, _ in ms], width, yerr=[100 * s for _, s in ms], label=name, capsize=2)
     ax.set_xticks(x + width * (len(variants) - 1) / 2, ["all views", *[f"no {v}" for v in views]])
     ax.set_ylabel(f"{metric} (%)")
-    lo = min(100 * r[c] for r in rows for c in cols)
+    lo = min(100 * value(r, c) for r in records for c in cols)
     ax.set_ylim(max(0, lo - 5), 100)
     ax.legend(ncol=len(variants), fontsize=8, loc="lower right")
     ax.set_title("Test accuracy with each view missing")
@@ -120,29 +103,30 @@ def _plot(rows: list[dict[str, Any]], variants: list[str], views: list[str], pat
     plt.close(fig)
 
 
-def _report(path: Path, demo: DemoConfig, cols: list[str], summary: list, total: float, n: int) -> None:
-    head = ["variant", *["all views" if c == "full" else f"{c[1:]} missing" for c in cols], "mean missing"]
+def _report(path: Path, sweep: SweepConfig, seeds: list[int], views: list[str], rows: list, total: float, n: int) -> None:
+    head = ["variant", "all views", *[f"{v} missing" for v in views], "mean missing", f"p vs {sweep.baseline}"]
     lines = [
         "# mmrefine demo: UCI Multiple Features",
         "",
-        f"{demo.metric} (%) on the fixed stratified test split, mean ± std over seeds {demo.seeds}.",
-        f"Each column '<view> missing' evaluates the same model with that view absent (zeros, mask False).",
+        f"{sweep.metric} (%) on the fixed stratified test split, mean ± std over seeds {seeds}.",
+        "Each column '<view> missing' evaluates the same model with that view absent (zeros, mask False).",
+        f"p: Welch's t-test of {sweep.metric} with all views against '{sweep.baseline}'.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
-    for name, cells, miss in summary:
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {miss} |")
+    for name, full, miss, mean_miss, p in rows:
+        lines.append(f"| {name} | {full} | " + " | ".join(miss) + f" | {mean_miss} | {p} |")
     lines += [
         "",
-        f"{n} runs in {total:.0f} s.",
+        f"{n} runs; this invocation took {total:.0f} s (runs already recorded in runs.jsonl are not redone).",
         "",
-        "![accuracy with missing views](missing_views.png)",
+        "![accuracy with missing views](missing_views.png)" if views else "",
         "",
-        "Variants (overrides of `" + demo.experiment + "`):",
+        f"Variants (overrides of `{sweep.experiment}`):",
         "",
     ]
-    for name, ov in demo.variants.items():
+    for name, ov in sweep.variants.items():
         lines.append(f"- **{name}**: `{ov}`")
-    lines += ["", "Per-run numbers: `results.csv`; each run's config, checkpoints and CSV logs: `runs/`.", ""]
+    lines += ["", "Per-run records: `runs.jsonl`; each run's config, checkpoints and CSV logs: `runs/`.", ""]
     path.write_text("\n".join(lines))

@@ -1,4 +1,3 @@
-import csv
 import json
 from pathlib import Path
 
@@ -61,8 +60,7 @@ def test_demo_writes_table_report_and_plot(tmp_path: Path, capsys) -> None:
     printed = capsys.readouterr().out
     assert "gmu+refiner" in printed and "no fou" in printed
     report = (out / "report.md").read_text()
-    assert "| gmu+refiner |" in report and "missing_views.png" in report
+    assert "| gmu+refiner |" in report and "missing_views.png" in report and "p vs concat" in report
     assert (out / "missing_views.png").stat().st_size > 1000
-    with open(out / "results.csv") as f:
-        header = next(csv.reader(f))
-    assert header[:3] == ["variant", "seed", "full"] and "-mor" in header
+    records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert len(records) == 4 and set(records[0]["missing"]) == {"fou", "fac", "kar", "pix", "zer", "mor"}

@@ -1,0 +1,145 @@
+"""Multi-seed comparisons: N seeds x M configs, resumable.
+
+A sweep file (YAML, checked like every config)::
+
+    experiment: mfeat.yaml        # base experiment, relative to the sweep file
+    seeds: [0, 1, 2]
+    baseline: concat              # Welch t-tests are against this variant
+    metric: test/acc
+    missing: true                 # also test with each single modality absent
+    noise: {kind: gaussian, levels: [0, 0.5, 1.0]}   # optional noise sweep per modality
+    variants:
+      concat: {model: {fusion: {name: concat}}}
+      gmu:    {model: {fusion: {name: gmu}}}
+
+Every finished run is appended as one JSON line to ``OUT/runs.jsonl`` (flushed
+and fsynced). Running the sweep again skips the (variant, seed) pairs already
+recorded, so after an interruption no finished run is redone, none is lost and
+none is recorded twice; an unfinished run continues from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from mmrefine.config import deep_merge, from_dict, load_config, read_yaml
+from mmrefine.errors import ConfigError
+from mmrefine.evaluation.robustness import corrupt, missing_modality_metrics
+from mmrefine.evaluation.statistics import Comparison, compare
+
+
+@dataclass
+class NoiseConfig:
+    kind: str = "gaussian"
+    levels: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
+    seed: int = 0
+
+
+@dataclass
+class SweepConfig:
+    experiment: str = "experiment.yaml"
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    variants: dict[str, dict] = field(default_factory=dict)
+    baseline: str | None = None
+    metric: str = "test/acc"
+    missing: bool = True
+    noise: NoiseConfig | None = None
+
+
+def load_sweep(path: str | Path) -> SweepConfig:
+    cfg = from_dict(SweepConfig, read_yaml(path))
+    if not cfg.variants:
+        raise ConfigError(f"{path}: a sweep needs at least one variant")
+    if cfg.baseline is not None and cfg.baseline not in cfg.variants:
+        raise ConfigError(f"{path}: baseline '{cfg.baseline}' is not a variant ({', '.join(cfg.variants)})")
+    return cfg
+
+
+def read_records(out: str | Path) -> list[dict[str, Any]]:
+    path = Path(out) / "runs.jsonl"
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash: that run is not finished and will be redone
+    return records
+
+
+def _append(out: Path, record: dict[str, Any]) -> None:
+    with open(out / "runs.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def run_sweep(
+    path: str | Path,
+    out: str | Path,
+    seeds: list[int] | None = None,
+    epochs: int | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run every missing (variant, seed) of the sweep at ``path``; return all records."""
+    from mmrefine.training.engine import fit
+
+    path = Path(path)
+    sweep = load_sweep(path)
+    seeds = seeds if seeds is not None else sweep.seeds
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = {(r["variant"], r["seed"]) for r in read_records(out)}
+    for name, overrides in sweep.variants.items():
+        for seed in seeds:
+            if (name, seed) in done:
+                continue
+            t0 = time.perf_counter()
+            run_dir = out / "runs" / name.replace("+", "_") / f"seed{seed}"
+            data = deep_merge(overrides, {"seed": seed, "run_dir": str(run_dir)})
+            if epochs is not None:
+                data = deep_merge(data, {"trainer": {"max_epochs": epochs}})
+            cfg = load_config(path.parent / sweep.experiment, data=data)
+            cfg.trainer.progress_bar = False
+            resume = (run_dir / "train" / "checkpoints" / "last.ckpt").is_file() or (run_dir / "pretrain").is_dir()
+            res = fit(cfg, resume=resume)
+            assert res.trainer is not None and res.module is not None and res.datamodule is not None
+            record: dict[str, Any] = {"variant": name, "seed": seed, "run_dir": str(run_dir), "test": res.test, "val": res.val}
+            mods = res.datamodule.modalities
+            if sweep.missing:
+                miss = missing_modality_metrics(res.trainer, res.module, res.datamodule, [[m] for m in mods])
+                record["missing"] = {k[1:]: v for k, v in miss.items()}
+            if sweep.noise is not None:
+                record["noise"] = noise_sweep(res, mods, sweep.noise)
+            record["seconds"] = time.perf_counter() - t0
+            _append(out, record)
+            if on_record is not None:
+                on_record(record)
+    return read_records(out)
+
+
+def noise_sweep(res: Any, modalities: list[str], noise: NoiseConfig) -> dict[str, dict[str, dict[str, float]]]:
+    """``{modality: {level: test metrics}}`` with that modality corrupted."""
+    dm, out = res.datamodule, {}
+    for m in modalities:
+        out[m] = {}
+        for level in noise.levels:
+            ds = corrupt(dm.splits["test"], m, noise.kind, level, noise.seed)
+            r = res.trainer.test(res.module, dataloaders=dm.loader(ds), verbose=False)[0]
+            out[m][str(level)] = {k: float(v) for k, v in r.items()}
+    return out
+
+
+def summarize(records: list[dict[str, Any]], metric: str, baseline: str | None) -> list[Comparison]:
+    """Mean ± std of ``metric`` per variant (record order) and p-values against ``baseline``."""
+    by_variant: dict[str, list[float]] = {}
+    for r in records:
+        by_variant.setdefault(r["variant"], []).append(r["test"][metric])
+    return compare(by_variant, baseline or next(iter(by_variant)))

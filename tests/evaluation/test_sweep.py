@@ -1,0 +1,84 @@
+"""A sweep interrupted mid-way and re-run completes without redoing finished runs."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mmrefine.cli import main
+from mmrefine.errors import ConfigError
+from mmrefine.evaluation.sweep import load_sweep, read_records, run_sweep, summarize
+
+REPO = Path(__file__).resolve().parents[2]
+SMALL = {"data": {"views": ["fou", "kar"]}, "model": {"default_encoder": {"name": "mlp", "hidden": [16], "out_dim": 8}}}
+
+
+def write_sweep(tmp: Path) -> Path:
+    sweep = {
+        "experiment": str(REPO / "configs" / "mfeat.yaml"),
+        "seeds": [0, 1],
+        "baseline": "concat",
+        "missing": True,
+        "noise": {"kind": "gaussian", "levels": [0.0, 1.0]},
+        "variants": {
+            "concat": {**SMALL, "model": {**SMALL["model"], "fusion": {"name": "concat"}}},
+            "gmu": {**SMALL, "model": {**SMALL["model"], "fusion": {"name": "gmu", "out_dim": 8}}},
+        },
+    }
+    path = tmp / "sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    return path
+
+
+class Stop(Exception):
+    pass
+
+
+def test_interrupted_sweep_resumes_without_redoing_or_duplicating(tmp_path: Path) -> None:
+    path, out = write_sweep(tmp_path), tmp_path / "out"
+    seen: list[tuple[str, int]] = []
+
+    def stop_after_two(record: dict) -> None:
+        seen.append((record["variant"], record["seed"]))
+        if len(seen) == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_sweep(path, out, epochs=1, on_record=stop_after_two)
+    assert [(r["variant"], r["seed"]) for r in read_records(out)] == [("concat", 0), ("concat", 1)]
+    first = (out / "runs" / "concat" / "seed0" / "metrics.json").stat().st_mtime_ns
+
+    again: list[tuple[str, int]] = []
+    records = run_sweep(path, out, epochs=1, on_record=lambda r: again.append((r["variant"], r["seed"])))
+    assert again == [("gmu", 0), ("gmu", 1)]  # finished runs were not redone
+    assert sorted((r["variant"], r["seed"]) for r in records) == [("concat", 0), ("concat", 1), ("gmu", 0), ("gmu", 1)]
+    assert (out / "runs" / "concat" / "seed0" / "metrics.json").stat().st_mtime_ns == first
+    r = records[0]
+    assert set(r["missing"]) == {"fou", "kar"} and set(r["noise"]["fou"]) == {"0.0", "1.0"}
+    assert r["noise"]["fou"]["0.0"]["test/acc"] == pytest.approx(r["test"]["test/acc"])
+    rows = {c.name: c for c in summarize(records, "test/acc", "concat")}
+    assert rows["gmu"].n == 2 and rows["concat"].n == 2
+
+
+def test_a_line_cut_by_a_crash_is_redone(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "runs.jsonl").write_text(json.dumps({"variant": "a", "seed": 0, "test": {}}) + "\n" + '{"variant": "a", "se')
+    assert [(r["variant"], r["seed"]) for r in read_records(out)] == [("a", 0)]
+
+
+def test_sweep_config_errors(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text("experiment: x.yaml\nvariants: {a: {}}\nbaseline: b\n")
+    with pytest.raises(ConfigError, match="baseline 'b' is not a variant"):
+        load_sweep(tmp_path / "s.yaml")
+    (tmp_path / "s.yaml").write_text("experiment: x.yaml\nvariant: {a: {}}\n")
+    with pytest.raises(ConfigError, match="unknown config key 'variant'"):
+        load_sweep(tmp_path / "s.yaml")
+
+
+def test_sweep_cli_prints_p_values(tmp_path: Path, capsys) -> None:
+    path = write_sweep(tmp_path)
+    assert main(["sweep", "-c", str(path), "--out", str(tmp_path / "o"), "--epochs", "1", "--seeds", "0", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "p vs concat" in printed and "gmu" in printed
