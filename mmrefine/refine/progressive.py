@@ -21,15 +21,16 @@ unimodal encoders and unroll R steps.
   equals the base model exactly (tested for every fusion module), since
   ``x + 0 = x`` and each step then repeats the base computation.
 
-The output's ``steps`` holds ``(c_1, ..., c_R)`` for analysis (linear probes
-per step); ``fused`` is ``c_R``; ``features`` and ``fusion`` are those of the
-last step. Cost grows linearly in R.
+The output's ``steps`` holds ``(c_1, ..., c_R)``; ``fused`` is ``c_R``;
+``features`` are the last step's; ``fusion`` is a :class:`ProgressiveInternals`
+with the last step's fusion output (GMU gates, ...) and every step's unimodal
+representations (for linear probes per step). Cost grows linearly in R.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -39,6 +40,11 @@ from mmrefine.errors import ConfigError
 from mmrefine.models.fusion_model import FusionModel, ModelOutput
 
 MODES = ("add", "concat")
+
+
+class ProgressiveInternals(NamedTuple):
+    fusion: Any  # the wrapped fusion module's output at the last step
+    step_features: tuple[dict[str, Tensor], ...]  # Ĝ_m outputs at every step
 
 
 def back_projection(in_dim: int, out_dim: int, kind: str, hidden: int, zero_init: bool) -> nn.Module:
@@ -173,7 +179,7 @@ class ProgressiveFusion(nn.Module):
         ref = next(iter(xs.values()))
         c = ref.new_zeros(b, self.fused_dim)
         prev = {m: ref.new_zeros(b, d) for m, d in self.feature_dims.items()}
-        steps = []
+        steps, step_features = [], []
         for _ in range(self.steps):
             features = {}
             for m in self.model.modalities:
@@ -182,4 +188,5 @@ class ProgressiveFusion(nn.Module):
             fo = self.model.fusion(features, mask)
             c, prev = fo.fused, features
             steps.append(c)
-        return ModelOutput(self.model.head(c), c, features, fo, tuple(steps))
+            step_features.append(features)
+        return ModelOutput(self.model.head(c), c, features, ProgressiveInternals(fo, tuple(step_features)), tuple(steps))
