@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", help="override the seeds")
     p.add_argument("--epochs", type=int, help="override max_epochs (for a quick look)")
     p.add_argument("--fresh", action="store_true", help="discard earlier results in --out and start over")
+    p = sub.add_parser("report", help="write report.md (tables + figures) for a run or sweep directory")
+    p.add_argument("directory")
+    p.add_argument("--baseline", help="sweep: the variant p-values and robustness compare against")
+    p.add_argument("--metric", help="sweep: the metric to summarise (default: the first test metric)")
     p = sub.add_parser("sweep", help="N seeds x M variants, resumable; prints mean ± std and Welch p-values")
     p.add_argument("--config", "-c", required=True, help="sweep YAML (see mmrefine.evaluation.sweep)")
     p.add_argument("--out", required=True)
@@ -77,6 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mmrefine.demo import run_demo
 
             run_demo(args.config, args.out, args.seeds, args.epochs, args.fresh)
+            return 0
+        if args.command == "report":
+            from mmrefine.evaluation.report import write_report
+
+            print(write_report(args.directory, args.baseline, args.metric))
             return 0
         if args.command == "sweep":
             from mmrefine.evaluation.sweep import load_sweep, run_sweep, summarize

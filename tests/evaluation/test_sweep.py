@@ -82,3 +82,19 @@ def test_sweep_cli_prints_p_values(tmp_path: Path, capsys) -> None:
     assert main(["sweep", "-c", str(path), "--out", str(tmp_path / "o"), "--epochs", "1", "--seeds", "0", "1"]) == 0
     printed = capsys.readouterr().out
     assert "p vs concat" in printed and "gmu" in printed
+
+
+def test_report_for_a_sweep_and_for_a_run(tmp_path: Path) -> None:
+    path, out = write_sweep(tmp_path), tmp_path / "out"
+    run_sweep(path, out, epochs=1)
+    assert main(["report", str(out), "--baseline", "concat", "--metric", "test/acc"]) == 0
+    report = (out / "report.md").read_text()
+    assert "| gmu | 0,1 |" in report and "Relative robustness" in report and "no kar" in report
+    assert (out / "robustness_fou.png").stat().st_size > 1000
+    run = out / "runs" / "gmu" / "seed0"
+    assert main(["report", str(run)]) == 0
+    text = (run / "report.md").read_text()
+    assert "test/acc" in text and "tsne.png" in text and "gates.png" in text and "fusion:" in text
+    for f in ("training_curves.png", "tsne.png", "gates.png"):
+        assert (run / f).stat().st_size > 1000
+    assert main(["report", str(tmp_path)]) == 2

@@ -1,0 +1,96 @@
+"""Figures for reports (matplotlib, Agg backend; each writes one PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+
+def _plt():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def training_curves(logs: "pandas.DataFrame", path: str | Path) -> Path:  # noqa: F821
+    """Epoch-level training and validation losses, and validation metrics."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    loss_cols = [c for c in logs.columns if c.endswith("loss_epoch") or c == "val/loss"]
+    metric_cols = [c for c in logs.columns if c.startswith("val/") and not c.startswith("val/loss") and "refiner" not in c
+                   and c not in ("val/task", "val/ms", "val/mjs")]
+    for ax, cols, title in ((axes[0], loss_cols, "losses"), (axes[1], metric_cols, "validation metrics")):
+        for c in cols:
+            d = logs[["epoch", c]].dropna()
+            if len(d):
+                ax.plot(d["epoch"], d[c], marker=".", label=c)
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        if cols:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def tsne(embeddings: torch.Tensor, labels: torch.Tensor, path: str | Path, title: str = "t-SNE of fused embeddings", seed: int = 0) -> Path:
+    """2-D t-SNE of embeddings coloured by class."""
+    from sklearn.manifold import TSNE
+
+    plt = _plt()
+    x = embeddings.numpy()
+    xy = TSNE(n_components=2, init="pca", random_state=seed, perplexity=min(30, max(5, len(x) // 4))).fit_transform(x)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels.numpy(), cmap="tab10", s=6)
+    ax.legend(*sc.legend_elements(), fontsize=6, loc="best", title="class")
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def gates_per_class(gates: torch.Tensor, labels: torch.Tensor, modalities: Sequence[str], path: str | Path) -> Path:
+    """Mean GMU gate (averaged over dimensions) per modality and class."""
+    plt = _plt()
+    g = gates.mean(-1).numpy()  # (N, M)
+    classes = np.unique(labels.numpy())
+    means = np.stack([g[labels.numpy() == c].mean(0) for c in classes])  # (C, M)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.5 * len(classes), 0.8 + 0.45 * len(modalities)))
+    im = ax.imshow(means.T, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), [str(c) for c in classes])
+    ax.set_yticks(range(len(modalities)), list(modalities))
+    ax.set_xlabel("class")
+    ax.set_title("mean GMU gate")
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def robustness_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float]]], path: str | Path,
+                      xlabel: str = "noise level", ylabel: str = "metric") -> Path:
+    """``{name: (levels, mean, std)}`` as lines with shaded ± std."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for name, (lv, m, s) in curves.items():
+        lv, m, s = map(np.asarray, (lv, m, s))
+        ax.plot(lv, m, marker="o", label=name)
+        ax.fill_between(lv, m - s, m + s, alpha=0.2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,117 @@
+"""``mmrefine report DIR``: one self-contained Markdown report per run or sweep.
+
+* a run directory (``config.yaml`` + ``metrics.json``): the config, validation
+  and test metrics, training curves, a t-SNE of the test set's fused
+  embeddings by class, GMU gates per class when the model has them, and test
+  metrics with each modality missing;
+* a sweep directory (``runs.jsonl``): mean ± std per variant with Welch
+  p-values against the baseline, metrics with each modality missing, and
+  robustness curves per modality with relative robustness against the baseline.
+
+Figures are PNG files beside ``report.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mmrefine.errors import DataError
+from mmrefine.evaluation import figures
+from mmrefine.evaluation.statistics import compare, mean_std
+
+
+def write_report(directory: str | Path, baseline: str | None = None, metric: str | None = None) -> Path:
+    d = Path(directory)
+    if (d / "runs.jsonl").is_file():
+        return sweep_report(d, baseline, metric)
+    if (d / "metrics.json").is_file() and (d / "config.yaml").is_file():
+        return run_report(d)
+    raise DataError(f"{d} is neither a run directory (config.yaml + metrics.json) nor a sweep directory (runs.jsonl)")
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *["| " + " | ".join(r) + " |" for r in rows]]
+
+
+def run_report(d: Path) -> Path:
+    from mmrefine.config import load_config
+    from mmrefine.evaluation.probes import collect
+    from mmrefine.training.engine import load_module, read_logs
+
+    cfg = load_config(d / "config.yaml")
+    metrics = json.loads((d / "metrics.json").read_text())
+    lines = [f"# Run report: `{d}`", "", "## Metrics (best checkpoint)", ""]
+    rows = [[k, f"{v:.4f}"] for split in ("val", "test") for k, v in metrics[split].items()]
+    lines += _table(["metric", "value"], rows)
+    logs = read_logs(d / "train")
+    figures.training_curves(logs, d / "training_curves.png")
+    lines += ["", "## Training curves", "", "![training curves](training_curves.png)", ""]
+    if metrics.get("best_checkpoint"):
+        dm, module = load_module(cfg, metrics["best_checkpoint"])
+        test = dm.splits["test"]
+        batches = [test.__getitems__(list(range(i, min(i + 512, len(test))))) for i in range(0, len(test), 512)]
+        col = collect(module.model, batches)
+        if col.labels is not None and col.labels.dim() == 1 and not col.labels.is_floating_point():
+            figures.tsne(col.fused, col.labels, d / "tsne.png")
+            lines += ["## Fused embeddings (test set, t-SNE)", "", "![t-SNE](tsne.png)", ""]
+            if col.gates is not None:
+                figures.gates_per_class(col.gates, col.labels, dm.modalities, d / "gates.png")
+                lines += ["## GMU gates per class", "", "![gates](gates.png)", ""]
+    lines += ["## Configuration", "", "```yaml", yaml.safe_dump(yaml.safe_load((d / "config.yaml").read_text()), sort_keys=False).strip(), "```", ""]
+    out = d / "report.md"
+    out.write_text("\n".join(lines))
+    return out
+
+
+def _fmt(xs: list[float]) -> str:
+    m, s = mean_std(xs)
+    return f"{m:.4f} ± {s:.4f}"
+
+
+def sweep_report(d: Path, baseline: str | None = None, metric: str | None = None) -> Path:
+    from mmrefine.evaluation.robustness import relative_robustness, scale_unit
+    from mmrefine.evaluation.sweep import read_records
+
+    records = read_records(d)
+    if not records:
+        raise DataError(f"{d / 'runs.jsonl'} holds no finished run")
+    variants = list(dict.fromkeys(r["variant"] for r in records))
+    baseline = baseline or variants[0]
+    metric = metric or next(iter(records[0]["test"]))
+    higher = not any(k in metric for k in ("mae", "mse", "loss"))
+    by = {v: [r for r in records if r["variant"] == v] for v in variants}
+    comp = {c.name: c for c in compare({v: [r["test"][metric] for r in rs] for v, rs in by.items()}, baseline)}
+    lines = [f"# Sweep report: `{d}`", "", f"Test `{metric}`, mean ± std over seeds; p: Welch's t-test against `{baseline}`.", ""]
+    lines += _table(["variant", "seeds", metric, "p"], [
+        [v, ",".join(str(r["seed"]) for r in rs), _fmt([r["test"][metric] for r in rs]),
+         "-" if math.isnan(comp[v].p_value) else f"{comp[v].p_value:.4f}"] for v, rs in by.items()
+    ])
+    if all("missing" in r for r in records):
+        mods = list(records[0]["missing"])
+        lines += ["", f"## Test `{metric}` with one modality missing", ""]
+        lines += _table(["variant", *[f"no {m}" for m in mods]], [[v, *[_fmt([r["missing"][m][metric] for r in rs]) for m in mods]] for v, rs in by.items()])
+    if all("noise" in r for r in records):
+        lines += ["", "## Robustness to noise", ""]
+        rob_rows = []
+        for m in records[0]["noise"]:
+            levels = [float(x) for x in records[0]["noise"][m]]
+            curves, taus = {}, {}
+            for v, rs in by.items():
+                vals = [[r["noise"][m][str(lv)][metric] for r in rs] for lv in levels]
+                curves[v] = (levels, [mean_std(x)[0] for x in vals], [mean_std(x)[1] for x in vals])
+            for v in by:
+                taus[v] = relative_robustness(levels, curves[v][1], curves[baseline][1], higher_is_better=higher)
+            scaled = scale_unit(taus)
+            figures.robustness_curves(curves, d / f"robustness_{m}.png", xlabel=f"noise level on {m}", ylabel=metric)
+            lines += [f"![robustness {m}](robustness_{m}.png)", ""]
+            rob_rows += [[m, v, f"{taus[v]:+.4f}", f"{scaled[v]:.2f}"] for v in by]
+        lines += ["Relative robustness (area between curves against the baseline, per unit noise; positive = more robust; scaled to [0, 1] across variants):", ""]
+        lines += _table(["noisy modality", "variant", "tau", "scaled"], rob_rows)
+    out = d / "report.md"
+    out.write_text("\n".join(lines) + "\n")
+    return out
