@@ -4,9 +4,10 @@ from mmrefine.data.batch import BatchSchema, ModalitySpec, MultimodalBatch, coll
 from mmrefine.data.datamodule import MultimodalDataModule
 from mmrefine.data.dataset import EpochShuffleSampler, TensorMultimodalDataset, collate
 from mmrefine.data.mfeat import MFeatDataModule
+from mmrefine.data.mosi import MOSIDataModule
 from mmrefine.data.registry import DATASETS
 
 __all__ = [
-    "DATASETS", "BatchSchema", "EpochShuffleSampler", "MFeatDataModule", "ModalitySpec",
+    "DATASETS", "BatchSchema", "EpochShuffleSampler", "MFeatDataModule", "MOSIDataModule", "ModalitySpec",
     "MultimodalBatch", "MultimodalDataModule", "TensorMultimodalDataset", "collate", "collate_samples", "full_mask",
 ]

@@ -94,3 +94,29 @@ def robustness_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def tsne_by_modality(features: Mapping[str, torch.Tensor], path: str | Path, seed: int = 0, per_modality: int = 500) -> Path:
+    """2-D t-SNE of the per-modality representations together (zero-padded to a
+    common width), coloured by modality: separated clouds mean the
+    representations keep modality-specific information."""
+    from sklearn.manifold import TSNE
+
+    plt = _plt()
+    width = max(f.shape[1] for f in features.values())
+    names = list(features)
+    xs = [torch.nn.functional.pad(f[:per_modality], (0, width - f.shape[1])) for f in features.values()]
+    x = torch.cat(xs).numpy()
+    tag = np.concatenate([np.full(len(v), i) for i, v in enumerate(xs)])
+    xy = TSNE(n_components=2, init="pca", random_state=seed, perplexity=min(30, max(5, len(x) // 4))).fit_transform(x)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for i, n in enumerate(names):
+        ax.scatter(xy[tag == i, 0], xy[tag == i, 1], s=5, label=n)
+    ax.legend(fontsize=7, markerscale=3)
+    ax.set_title("t-SNE of unimodal representations by modality")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

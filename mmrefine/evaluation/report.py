@@ -52,10 +52,20 @@ def run_report(d: Path) -> Path:
     figures.training_curves(logs, d / "training_curves.png")
     lines += ["", "## Training curves", "", "![training curves](training_curves.png)", ""]
     if metrics.get("best_checkpoint"):
+        from mmrefine.evaluation.probes import probe_steps
+
         dm, module = load_module(cfg, metrics["best_checkpoint"])
-        test = dm.splits["test"]
-        batches = [test.__getitems__(list(range(i, min(i + 512, len(test))))) for i in range(0, len(test), 512)]
-        col = collect(module.model, batches)
+        col = collect(module.model, dm.loader(dm.splits["test"]))
+        figures.tsne_by_modality(col.features, d / "tsne_modalities.png")
+        lines += ["## Unimodal representations by modality (test set, t-SNE)", "", "![t-SNE by modality](tsne_modalities.png)", ""]
+        if col.step_features and col.labels is not None and col.labels.dim() == 1:
+            train = collect(module.model, dm.loader(dm.splits["train"]))
+            probes = probe_steps(train, col)
+            mods = list(probes[1])
+            lines += ["## Linear probes of unimodal representations per Progressive Fusion step", "",
+                      "Test accuracy of a logistic regression fit on the training set's representations.", ""]
+            lines += _table(["step", *mods], [[str(t), *[f"{probes[t][m]:.4f}" for m in mods]] for t in probes])
+            lines += [""]
         if col.labels is not None and col.labels.dim() == 1 and not col.labels.is_floating_point():
             figures.tsne(col.fused, col.labels, d / "tsne.png")
             lines += ["## Fused embeddings (test set, t-SNE)", "", "![t-SNE](tsne.png)", ""]
@@ -95,6 +105,15 @@ def sweep_report(d: Path, baseline: str | None = None, metric: str | None = None
         mods = list(records[0]["missing"])
         lines += ["", f"## Test `{metric}` with one modality missing", ""]
         lines += _table(["variant", *[f"no {m}" for m in mods]], [[v, *[_fmt([r["missing"][m][metric] for r in rs]) for m in mods]] for v, rs in by.items()])
+    if all("retrieval" in r for r in records):
+        mods = list(records[0]["retrieval"])
+        ks = list(records[0]["retrieval"][mods[0]])
+        lines += ["", "## Unimodal-query retrieval", "",
+                  "Top-k accuracy: a test sample's unimodal feature (zero-padded to the fused width) queries the training set's "
+                  "fused embeddings by cosine similarity; a hit is a class match among the k nearest.", ""]
+        lines += _table(["variant", "query", *[f"top-{k}" for k in ks]], [
+            [v, m, *[_fmt([r["retrieval"][m][k] for r in rs]) for k in ks]] for v, rs in by.items() for m in mods
+        ])
     if all("noise" in r for r in records):
         lines += ["", "## Robustness to noise", ""]
         rob_rows = []

@@ -8,6 +8,8 @@ A sweep file (YAML, checked like every config)::
     metric: test/acc
     missing: true                 # also test with each single modality absent
     noise: {kind: gaussian, levels: [0, 0.5, 1.0]}   # optional noise sweep per modality
+    retrieval: [1, 2, 5, 10]      # optional unimodal-query retrieval: bank = training fused
+                                  # embeddings, queries = test unimodal features
     variants:
       concat: {model: {fusion: {name: concat}}}
       gmu:    {model: {fusion: {name: gmu}}}
@@ -49,6 +51,7 @@ class SweepConfig:
     metric: str = "test/acc"
     missing: bool = True
     noise: NoiseConfig | None = None
+    retrieval: list[int] | None = None  # top-k values for unimodal-query retrieval, e.g. [1, 2, 5, 10]
 
 
 def load_sweep(path: str | Path) -> SweepConfig:
@@ -118,6 +121,8 @@ def run_sweep(
                 record["missing"] = {k[1:]: v for k, v in miss.items()}
             if sweep.noise is not None:
                 record["noise"] = noise_sweep(res, mods, sweep.noise)
+            if sweep.retrieval:
+                record["retrieval"] = retrieval(res, sweep.retrieval)
             record["seconds"] = time.perf_counter() - t0
             _append(out, record)
             if on_record is not None:
@@ -135,6 +140,20 @@ def noise_sweep(res: Any, modalities: list[str], noise: NoiseConfig) -> dict[str
             r = res.trainer.test(res.module, dataloaders=dm.loader(ds), verbose=False)[0]
             out[m][str(level)] = {k: float(v) for k, v in r.items()}
     return out
+
+
+def retrieval(res: Any, ks: list[int]) -> dict[str, dict[str, float]]:
+    """``{modality: {k: top-k accuracy}}`` of test unimodal features against training fused embeddings."""
+    from mmrefine.evaluation.probes import collect
+    from mmrefine.evaluation.retrieval import topk_retrieval
+
+    dm = res.datamodule
+    bank = collect(res.module.model, dm.loader(dm.splits["train"]))
+    test = collect(res.module.model, dm.loader(dm.splits["test"]))
+    return {
+        m: {str(k): v for k, v in topk_retrieval(bank.fused, bank.labels, q, test.labels, ks).items()}
+        for m, q in test.features.items()
+    }
 
 
 def summarize(records: list[dict[str, Any]], metric: str, baseline: str | None) -> list[Comparison]:

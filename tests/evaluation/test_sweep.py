@@ -21,6 +21,7 @@ def write_sweep(tmp: Path) -> Path:
         "baseline": "concat",
         "missing": True,
         "noise": {"kind": "gaussian", "levels": [0.0, 1.0]},
+        "retrieval": [1, 5],
         "variants": {
             "concat": {**SMALL, "model": {**SMALL["model"], "fusion": {"name": "concat"}}},
             "gmu": {**SMALL, "model": {**SMALL["model"], "fusion": {"name": "gmu", "out_dim": 8}}},
@@ -55,6 +56,7 @@ def test_interrupted_sweep_resumes_without_redoing_or_duplicating(tmp_path: Path
     assert sorted((r["variant"], r["seed"]) for r in records) == [("concat", 0), ("concat", 1), ("gmu", 0), ("gmu", 1)]
     assert (out / "runs" / "concat" / "seed0" / "metrics.json").stat().st_mtime_ns == first
     r = records[0]
+    assert set(r["retrieval"]) == {"fou", "kar"} and r["retrieval"]["fou"]["5"] >= r["retrieval"]["fou"]["1"]
     assert set(r["missing"]) == {"fou", "kar"} and set(r["noise"]["fou"]) == {"0.0", "1.0"}
     assert r["noise"]["fou"]["0.0"]["test/acc"] == pytest.approx(r["test"]["test/acc"])
     rows = {c.name: c for c in summarize(records, "test/acc", "concat")}
@@ -90,11 +92,23 @@ def test_report_for_a_sweep_and_for_a_run(tmp_path: Path) -> None:
     assert main(["report", str(out), "--baseline", "concat", "--metric", "test/acc"]) == 0
     report = (out / "report.md").read_text()
     assert "| gmu | 0,1 |" in report and "Relative robustness" in report and "no kar" in report
+    assert "Unimodal-query retrieval" in report and "top-5" in report
     assert (out / "robustness_fou.png").stat().st_size > 1000
     run = out / "runs" / "gmu" / "seed0"
     assert main(["report", str(run)]) == 0
     text = (run / "report.md").read_text()
     assert "test/acc" in text and "tsne.png" in text and "gates.png" in text and "fusion:" in text
-    for f in ("training_curves.png", "tsne.png", "gates.png"):
+    for f in ("training_curves.png", "tsne.png", "gates.png", "tsne_modalities.png"):
         assert (run / f).stat().st_size > 1000
     assert main(["report", str(tmp_path)]) == 2
+
+
+def test_run_report_probes_every_progressive_step(tmp_path: Path) -> None:
+    from tests.conftest import tiny_config
+    from mmrefine.training.engine import fit
+
+    cfg = tiny_config(tmp_path, model={"fusion": {"name": "gmu", "out_dim": 8}, "progressive": {"steps": 2, "inject_at": "net.2"}}, trainer={"max_epochs": 1})
+    res = fit(cfg)
+    assert main(["report", str(res.run_dir)]) == 0
+    text = (res.run_dir / "report.md").read_text()
+    assert "per Progressive Fusion step" in text and "| 2 |" in text

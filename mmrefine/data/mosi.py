@@ -1,0 +1,118 @@
+"""CMU-MOSI, utterance level (binary sentiment), from the upstream CSV layout.
+
+Files under ``ROOT/mosi`` (or ``ROOT`` itself): ``{text,audio,video}/{m}_{train,test}0.csv``
+(no header; features then the 0/1 label, one row per utterance), ``text_{train,test}.csv``
+(column 0: the 0-based row of each utterance in ``transcripts.csv``) and
+``transcripts.csv`` (segment id ``{video}_{n}``, raw text, video number, label).
+Feature widths: text 100, audio 73, video 100.
+
+Split: the given speaker-independent train/test split (62 / 31 videos); the
+validation set is carved from training **by video** (``val_videos`` of the 62,
+chosen with ``split_seed``), so no video appears in two splits. Features are
+standardised with training statistics. Raw transcripts per split are in
+:attr:`MOSIDataModule.transcripts`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmrefine.data.datamodule import MultimodalDataModule
+from mmrefine.data.dataset import TensorMultimodalDataset
+from mmrefine.data.paths import resolve_data_root
+from mmrefine.data.registry import DATASETS
+from mmrefine.errors import ConfigError, DataError
+
+WIDTHS = {"text": 100, "audio": 73, "video": 100}
+
+
+def _mosi_dir(root: str | None) -> Path:
+    base = resolve_data_root(root)
+    if base is None:
+        raise DataError("no data root: pass data.root (or --data-root) pointing at the folder that holds mosi/")
+    return base / "mosi" if (base / "mosi").is_dir() else base
+
+
+def _read(path: Path, width: int | None = None) -> np.ndarray:
+    if not path.is_file():
+        raise DataError(f"missing CMU-MOSI file {path}; see the CMU-MOSI utterance-level CSV layout in the mmrefine docs")
+    import pandas as pd
+
+    try:
+        arr = pd.read_csv(path, header=None).to_numpy()
+    except Exception as exc:  # noqa: BLE001 - pandas raises many parser errors
+        raise DataError(f"{path}: malformed CSV ({exc})") from exc
+    if width is not None:
+        if arr.shape[1] != width + 1:
+            raise DataError(f"{path}: expected {width} features + label = {width + 1} columns, got {arr.shape[1]}")
+        if not np.issubdtype(arr.dtype, np.number):
+            raise DataError(f"{path}: non-numeric values")
+    return arr
+
+
+@DATASETS.register("mosi")
+class MOSIDataModule(MultimodalDataModule):
+    """See module docstring. ``modalities``: any non-empty subset of text, audio, video."""
+
+    def __init__(
+        self,
+        root: str | None = None,
+        modalities: list[str] | None = None,
+        val_videos: int = 10,
+        standardize: bool = True,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        labelled_fraction: float = 1.0,
+        split_seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size, eval_batch_size, num_workers, labelled_fraction, split_seed)
+        mods = list(modalities) if modalities is not None else list(WIDTHS)
+        unknown = [m for m in mods if m not in WIDTHS]
+        if unknown or not mods:
+            raise ConfigError(f"data.modalities: unknown {unknown}; choose a non-empty subset of {list(WIDTHS)}")
+        self.root, self.mods, self.val_videos, self.standardize = root, mods, val_videos, standardize
+        self.transcripts: dict[str, list[str]] = {}
+        self.videos: dict[str, np.ndarray] = {}
+
+    @property
+    def num_outputs(self) -> int:
+        return 2
+
+    def load(self) -> dict[str, TensorMultimodalDataset]:
+        d = _mosi_dir(self.root)
+        trans = _read(d / "transcripts.csv")
+        feats, labels, rows = {}, {}, {}
+        for split in ("train", "test"):
+            rows[split] = _read(d / f"text_{split}.csv")[:, 0].astype(np.int64)
+            for m in self.mods:
+                arr = _read(d / m / f"{m}_{split}0.csv", WIDTHS[m]).astype(np.float64)
+                if len(arr) != len(rows[split]):
+                    raise DataError(f"{d / m / f'{m}_{split}0.csv'}: {len(arr)} rows, but text_{split}.csv lists {len(rows[split])}")
+                feats[(m, split)] = arr[:, :-1]
+                y = arr[:, -1].astype(np.int64)
+                if split in labels and not np.array_equal(labels[split], y):
+                    raise DataError(f"{m}_{split}0.csv: labels disagree with the other modalities'")
+                labels[split] = y
+        videos = {s: trans[rows[s], 2].astype(np.int64) for s in rows}
+        texts = {s: trans[rows[s], 1].astype(str).tolist() for s in rows}
+        train_videos = np.unique(videos["train"])
+        if not 0 < self.val_videos < len(train_videos):
+            raise ConfigError(f"data.val_videos must be in [1, {len(train_videos) - 1}], got {self.val_videos}")
+        val_set = np.random.default_rng(self.split_seed).choice(train_videos, self.val_videos, replace=False)
+        is_val = np.isin(videos["train"], val_set)
+        index = {"train": (~is_val, "train"), "val": (is_val, "train"), "test": (np.ones(len(rows["test"]), bool), "test")}
+        stats = {}
+        for m in self.mods:
+            tr = feats[(m, "train")][~is_val]
+            stats[m] = (tr.mean(0), tr.std(0) + 1e-8) if self.standardize else (0.0, 1.0)
+        out = {}
+        for name, (sel, src) in index.items():
+            inputs = {m: torch.as_tensor((feats[(m, src)][sel] - stats[m][0]) / stats[m][1], dtype=torch.float32) for m in self.mods}
+            out[name] = TensorMultimodalDataset(inputs, torch.as_tensor(labels[src][sel]))
+            self.videos[name] = videos[src][sel]
+            self.transcripts[name] = [t for t, k in zip(texts[src], sel) if k]
+        return out
