@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import yaml
 
 from mmrefine.errors import DataError
 from mmrefine.evaluation import figures
+from mmrefine.evaluation.robustness import percentage_drop
 from mmrefine.evaluation.statistics import compare, mean_std
 
 
@@ -105,6 +107,17 @@ def sweep_report(d: Path, baseline: str | None = None, metric: str | None = None
         mods = list(records[0]["missing"])
         lines += ["", f"## Test `{metric}` with one modality missing", ""]
         lines += _table(["variant", *[f"no {m}" for m in mods]], [[v, *[_fmt([r["missing"][m][metric] for r in rs]) for m in mods]] for v, rs in by.items()])
+        lines += ["", "Percentage drop `(full - degraded) / full` (UCRN's robustness table), mean over seeds:", ""]
+        lines += _table(["variant", *[f"no {m}" for m in mods]], [
+            [v, *[f"{100 * statistics.fmean(percentage_drop(r['test'][metric], r['missing'][m][metric]) for r in rs):.1f}%" for m in mods]]
+            for v, rs in by.items()
+        ])
+    if all("subsets" in r for r in records):
+        subs = list(records[0]["subsets"])
+        lines += ["", f"## Test `{metric}` with only these modalities present", ""]
+        lines += _table(["variant", *subs, "all"], [
+            [v, *[_fmt([r["subsets"][s][metric] for r in rs]) for s in subs], _fmt([r["test"][metric] for r in rs])] for v, rs in by.items()
+        ])
     if all("retrieval" in r for r in records):
         mods = list(records[0]["retrieval"])
         ks = list(records[0]["retrieval"][mods[0]])

@@ -7,6 +7,7 @@ A sweep file (YAML, checked like every config)::
     baseline: concat              # Welch t-tests are against this variant
     metric: test/acc
     missing: true                 # also test with each single modality absent
+    subsets: true                 # also test with every non-empty subset present
     noise: {kind: gaussian, levels: [0, 0.5, 1.0]}   # optional noise sweep per modality
     retrieval: [1, 2, 5, 10]      # optional unimodal-query retrieval: bank = training fused
                                   # embeddings, queries = test unimodal features
@@ -31,7 +32,7 @@ from typing import Any, Callable
 
 from mmrefine.config import deep_merge, from_dict, load_config, read_yaml
 from mmrefine.errors import ConfigError
-from mmrefine.evaluation.robustness import corrupt, missing_modality_metrics
+from mmrefine.evaluation.robustness import corrupt, missing_modality_metrics, nonempty_subsets
 from mmrefine.evaluation.statistics import Comparison, compare
 
 
@@ -50,6 +51,7 @@ class SweepConfig:
     baseline: str | None = None
     metric: str = "test/acc"
     missing: bool = True
+    subsets: bool = False  # also test with every non-empty proper subset of modalities present
     noise: NoiseConfig | None = None
     retrieval: list[int] | None = None  # top-k values for unimodal-query retrieval, e.g. [1, 2, 5, 10]
 
@@ -119,6 +121,11 @@ def run_sweep(
             if sweep.missing:
                 miss = missing_modality_metrics(res.trainer, res.module, res.datamodule, [[m] for m in mods])
                 record["missing"] = {k[1:]: v for k, v in miss.items()}
+            if sweep.subsets:
+                kept = [s for s in nonempty_subsets(mods) if len(s) < len(mods)]
+                drops = [[m for m in mods if m not in s] for s in kept]
+                res_sub = missing_modality_metrics(res.trainer, res.module, res.datamodule, drops)
+                record["subsets"] = {"+".join(s): res_sub["-" + "+".join(d)] for s, d in zip(kept, drops)}
             if sweep.noise is not None:
                 record["noise"] = noise_sweep(res, mods, sweep.noise)
             if sweep.retrieval:

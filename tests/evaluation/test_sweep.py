@@ -22,6 +22,7 @@ def write_sweep(tmp: Path) -> Path:
         "missing": True,
         "noise": {"kind": "gaussian", "levels": [0.0, 1.0]},
         "retrieval": [1, 5],
+        "subsets": True,
         "variants": {
             "concat": {**SMALL, "model": {**SMALL["model"], "fusion": {"name": "concat"}}},
             "gmu": {**SMALL, "model": {**SMALL["model"], "fusion": {"name": "gmu", "out_dim": 8}}},
@@ -56,6 +57,8 @@ def test_interrupted_sweep_resumes_without_redoing_or_duplicating(tmp_path: Path
     assert sorted((r["variant"], r["seed"]) for r in records) == [("concat", 0), ("concat", 1), ("gmu", 0), ("gmu", 1)]
     assert (out / "runs" / "concat" / "seed0" / "metrics.json").stat().st_mtime_ns == first
     r = records[0]
+    assert set(r["subsets"]) == {"fou", "kar"}  # proper non-empty subsets of two modalities
+    assert r["subsets"]["fou"]["test/acc"] == pytest.approx(r["missing"]["kar"]["test/acc"])
     assert set(r["retrieval"]) == {"fou", "kar"} and r["retrieval"]["fou"]["5"] >= r["retrieval"]["fou"]["1"]
     assert set(r["missing"]) == {"fou", "kar"} and set(r["noise"]["fou"]) == {"0.0", "1.0"}
     assert r["noise"]["fou"]["0.0"]["test/acc"] == pytest.approx(r["test"]["test/acc"])
@@ -93,6 +96,7 @@ def test_report_for_a_sweep_and_for_a_run(tmp_path: Path) -> None:
     report = (out / "report.md").read_text()
     assert "| gmu | 0,1 |" in report and "Relative robustness" in report and "no kar" in report
     assert "Unimodal-query retrieval" in report and "top-5" in report
+    assert "Percentage drop" in report and "only these modalities present" in report
     assert (out / "robustness_fou.png").stat().st_size > 1000
     run = out / "runs" / "gmu" / "seed0"
     assert main(["report", str(run)]) == 0
