@@ -50,6 +50,10 @@ def tsne(embeddings: torch.Tensor, labels: torch.Tensor, path: str | Path, title
     fig, ax = plt.subplots(figsize=(5, 5))
     sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels.numpy(), cmap="tab10", s=6)
     ax.legend(*sc.legend_elements(), fontsize=6, loc="best", title="class")
+    return _save_scatter(plt, fig, ax, title, path)
+
+
+def _save_scatter(plt, fig, ax, title: str, path: str | Path) -> Path:  # type: ignore[no-untyped-def]
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -113,10 +117,4 @@ def tsne_by_modality(features: Mapping[str, torch.Tensor], path: str | Path, see
     for i, n in enumerate(names):
         ax.scatter(xy[tag == i, 0], xy[tag == i, 1], s=5, label=n)
     ax.legend(fontsize=7, markerscale=3)
-    ax.set_title("t-SNE of unimodal representations by modality")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save_scatter(plt, fig, ax, "t-SNE of unimodal representations by modality", path)

@@ -35,10 +35,9 @@ from typing import Mapping, NamedTuple, Sequence
 import torch
 from torch import Tensor, nn
 
-from mmrefine.data.batch import full_mask
 from mmrefine.encoders.sequence import sinusoidal_positions
-from mmrefine.errors import BatchError, ConfigError
-from mmrefine.models.fusion_model import ModelOutput
+from mmrefine.errors import ConfigError
+from mmrefine.models.fusion_model import ModelOutput, checked_mask
 from mmrefine.models.registry import ARCHITECTURES
 from mmrefine.models.transformer import as_sequence
 
@@ -123,9 +122,7 @@ class EarlyFusionTransformer(nn.Module):
         return {m: 2 * self.d if self.target_pooling == "concat_last2" else self.d for m in self.modalities}
 
     def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ModelOutput:
-        if set(inputs) != set(self.modalities):
-            raise BatchError(f"early-fusion transformer expects modalities {self.modalities}, got {list(inputs)}")
-        mask = dict(mask) if mask is not None else full_mask(inputs)
+        mask = checked_mask("early-fusion transformer", self.modalities, inputs, mask)
         b = next(iter(inputs.values())).shape[0]
         parts, present = [self.cls.expand(b, 1, self.d)], [torch.ones(b, 1, dtype=torch.bool, device=self.cls.device)]
         for i, m in enumerate(self.modalities):

@@ -13,6 +13,18 @@ from mmrefine.errors import BatchError
 from mmrefine.fusion.base import FusionModule
 
 
+def checked_mask(
+    owner: str, modalities: Sequence[str], inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None
+) -> dict[str, Tensor]:
+    """Raise :class:`BatchError` unless ``inputs`` has exactly ``modalities``;
+    return ``mask`` as a dict (all present when ``None``)."""
+    unknown = [k for k in inputs if k not in modalities]
+    missing = [m for m in modalities if m not in inputs]
+    if unknown or missing:
+        raise BatchError(f"{owner} expects modalities {list(modalities)}; unknown {unknown}, missing {missing}")
+    return dict(mask) if mask is not None else full_mask(inputs)
+
+
 class ModelOutput(NamedTuple):
     """What every mmrefine model returns.
 
@@ -69,10 +81,7 @@ class FusionModel(nn.Module):
         return dict(self.fusion.in_dims)
 
     def check_inputs(self, inputs: Mapping[str, Tensor]) -> None:
-        unknown = [k for k in inputs if k not in self.encoders]
-        missing = [m for m in self.encoders if m not in inputs]
-        if unknown or missing:
-            raise BatchError(f"model expects modalities {self.modalities}; unknown {unknown}, missing {missing}")
+        checked_mask("model", self.modalities, inputs, None)
 
     def encode(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
         self.check_inputs(inputs)
@@ -85,7 +94,7 @@ class FusionModel(nn.Module):
         return out
 
     def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ModelOutput:
-        mask = dict(mask) if mask is not None else full_mask(inputs)
+        mask = checked_mask("model", self.modalities, inputs, mask)
         features = self.encode(inputs, mask)
         fo = self.fusion(features, mask)
         return ModelOutput(self.head(fo.fused), fo.fused, features, fo)

@@ -25,10 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmrefine.data.batch import full_mask
-from mmrefine.errors import BatchError, ConfigError
+from mmrefine.errors import ConfigError
 from mmrefine.fusion.gmu import GMUFusion
-from mmrefine.models.fusion_model import ModelOutput
+from mmrefine.models.fusion_model import ModelOutput, checked_mask
 from mmrefine.models.registry import ARCHITECTURES
 from mmrefine.models.transformer import CrossmodalTransformer
 
@@ -98,9 +97,7 @@ class MulT(nn.Module):
         return {m: self.mem_d for m in self.sequence}
 
     def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ModelOutput:
-        if set(inputs) != set(self.modalities):
-            raise BatchError(f"MulT expects modalities {self.modalities}, got {list(inputs)}")
-        mask = dict(mask) if mask is not None else full_mask(inputs)
+        mask = checked_mask("MulT", self.modalities, inputs, mask)
         x = {}
         for m in self.sequence:
             keep = mask[m].to(inputs[m].dtype)[:, None, None]

@@ -38,9 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmrefine.data.batch import full_mask
-from mmrefine.errors import BatchError, ConfigError
-from mmrefine.models.fusion_model import ModelOutput
+from mmrefine.errors import ConfigError
+from mmrefine.models.fusion_model import ModelOutput, checked_mask
 from mmrefine.models.registry import ARCHITECTURES
 from mmrefine.models.transformer import CrossmodalTransformer, as_sequence
 
@@ -125,9 +124,7 @@ class UCRN(nn.Module):
         return {m: self.d for m in self.modalities}
 
     def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ModelOutput:
-        if set(inputs) != set(self.modalities):
-            raise BatchError(f"UCRN expects modalities {self.modalities}, got {list(inputs)}")
-        mask = dict(mask) if mask is not None else full_mask(inputs)
+        mask = checked_mask("UCRN", self.modalities, inputs, mask)
         pres = torch.stack([mask[m] for m in self.modalities], 1).to(next(iter(inputs.values())).dtype)  # (B, M)
         refined, quality, weighted = {}, {}, []
         for i, m in enumerate(self.modalities):

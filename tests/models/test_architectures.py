@@ -212,3 +212,17 @@ def test_paper_configs_load_and_build() -> None:
         model = ARCHITECTURES.build(cfg.model.architecture, provided={"input_shapes": shapes, "out_dim": 1})
         counts[name] = sum(p.numel() for p in model.parameters())
     assert abs(counts["mult"] - 1_071_211) / 1_071_211 < 0.01  # seed 003, Table 7
+
+
+@pytest.mark.parametrize("build", [
+    lambda: UCRN(SEQ, 2, d=6, heads=2, layers=1, cross_layers=1),
+    lambda: MulT(SEQ, 2, d=6, heads=2, layers=1),
+    lambda: EarlyFusionTransformer(SEQ, 2, d=8, heads=2, layers=2),
+], ids=["ucrn", "mult", "early_fusion"])
+def test_architectures_name_a_missing_modality(build) -> None:
+    from mmrefine.errors import BatchError
+
+    x = seq_inputs()
+    x.pop("v")
+    with pytest.raises(BatchError, match="missing \\['v'\\]"):
+        build()(x)
