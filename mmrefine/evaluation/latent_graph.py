@@ -16,26 +16,15 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def random_adjacency(m: int, p: float, rng: np.random.Generator) -> np.ndarray:
-    for _ in range(100):
-        upper = np.triu(rng.random((m, m)) < p, 1)
-        a = (upper | upper.T).astype(np.float64)
-        np.fill_diagonal(a, 1.0)
-        if np.linalg.cond(a) < 1e8:
-            return a
-    raise RuntimeError("could not draw a well-conditioned adjacency")
+from mmrefine.data.synthetic import latent_graph_problem
 
 
 def recovery_error(m: int, k: int, seed: int = 0, p: float = 0.5, d: int | None = None) -> float:
     """Relative Frobenius error of the recovered adjacency (see module docstring)."""
     if not 1 <= k <= m:
         raise ValueError(f"fused width k must be in [1, m={m}], got {k}")
-    rng = np.random.default_rng(seed)
-    a = random_adjacency(m, p, rng)
-    f = rng.standard_normal((m, d or 2 * m))
-    w = rng.standard_normal((k, m))
-    e = w @ a @ f
+    prob = latent_graph_problem(m, k, d, p, seed)
+    a, f, w, e = prob["A"], prob["F"], prob["W"], prob["E"]
     gamma = f @ np.linalg.pinv(e)
     a_hat = np.linalg.pinv(gamma @ w)
     return float(np.linalg.norm(a_hat - a) / np.linalg.norm(a))
