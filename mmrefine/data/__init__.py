@@ -1,5 +1,6 @@
 """Batches, datasets and LightningDataModules."""
 
+from mmrefine.data.avmnist import AVMNISTNpyDataModule
 from mmrefine.data.batch import BatchSchema, ModalitySpec, MultimodalBatch, collate_samples, full_mask
 from mmrefine.data.datamodule import MultimodalDataModule
 from mmrefine.data.dataset import EpochShuffleSampler, TensorMultimodalDataset, collate
@@ -9,6 +10,6 @@ from mmrefine.data.synthetic import GenerativeTask, LatticeTask, latent_graph_pr
 from mmrefine.data.registry import DATASETS
 
 __all__ = [
-    "DATASETS", "BatchSchema", "EpochShuffleSampler", "GenerativeTask", "LatticeTask", "latent_graph_problem", "MFeatDataModule", "MOSIDataModule", "ModalitySpec",
+    "AVMNISTNpyDataModule", "DATASETS", "BatchSchema", "EpochShuffleSampler", "GenerativeTask", "LatticeTask", "latent_graph_problem", "MFeatDataModule", "MOSIDataModule", "ModalitySpec",
     "MultimodalBatch", "MultimodalDataModule", "TensorMultimodalDataset", "collate", "collate_samples", "full_mask",
 ]
