@@ -6,10 +6,11 @@ from mmrefine.data.datamodule import MultimodalDataModule
 from mmrefine.data.dataset import EpochShuffleSampler, TensorMultimodalDataset, collate
 from mmrefine.data.mfeat import MFeatDataModule
 from mmrefine.data.mosi import MOSIDataModule
+from mmrefine.data.stocks import StocksDataModule
 from mmrefine.data.synthetic import GenerativeTask, LatticeTask, latent_graph_problem
 from mmrefine.data.registry import DATASETS
 
 __all__ = [
     "AVMNISTNpyDataModule", "DATASETS", "BatchSchema", "EpochShuffleSampler", "GenerativeTask", "LatticeTask", "latent_graph_problem", "MFeatDataModule", "MOSIDataModule", "ModalitySpec",
-    "MultimodalBatch", "MultimodalDataModule", "TensorMultimodalDataset", "collate", "collate_samples", "full_mask",
+    "MultimodalBatch", "StocksDataModule", "MultimodalDataModule", "TensorMultimodalDataset", "collate", "collate_samples", "full_mask",
 ]
