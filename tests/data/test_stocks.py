@@ -61,3 +61,17 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
         StocksDataModule(tickers=["MCD", "YUM"], root=str(tmp_path)).setup()
     with pytest.raises(ConfigError, match="data.sector"):
         StocksDataModule(sector="energy")
+
+
+def test_regression_fit_on_stocks_beats_predicting_the_training_mean(tmp_path: Path) -> None:
+    from mmrefine.config import load_config
+    from mmrefine.training.engine import fit
+
+    repo = Path(__file__).resolve().parents[2]
+    cfg = load_config(repo / "configs" / "stocks_fnb.yaml", [
+        f"run_dir={tmp_path / 'run'}", f"data.root={DATA_ROOT}", "data.sector=null", "data.tickers=[MCD, SBUX, YUM, DRI]",
+        "trainer.max_epochs=3", "trainer.progress_bar=false",
+    ])
+    res = fit(cfg)
+    baseline = float((res.datamodule.splits["test"].labels ** 2).mean())  # MSE of predicting the training mean (0)
+    assert res.test["test/mse"] < baseline
