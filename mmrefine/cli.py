@@ -59,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", help="override the seeds")
     p.add_argument("--epochs", type=int, help="override max_epochs (for a quick look)")
     p.add_argument("--fresh", action="store_true", help="discard earlier results in --out and start over")
+    p = sub.add_parser("data", help="data utilities")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    d = dsub.add_parser("download", help="download MNIST or FSDD into --data-root, verified by checksum")
+    d.add_argument("name", choices=["mnist", "fsdd"])
+    d.add_argument("--data-root", required=True)
+    d.add_argument("--base-url", help="a mirror (or file:// copy) holding the same files")
+    d = dsub.add_parser("check", help="list what is missing under --data-root")
+    d.add_argument("name", choices=["mnist", "fsdd"])
+    d.add_argument("--data-root", required=True)
     p = sub.add_parser("report", help="write report.md (tables + figures) for a run or sweep directory")
     p.add_argument("directory")
     p.add_argument("--baseline", help="sweep: the variant p-values and robustness compare against")
@@ -81,6 +90,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mmrefine.demo import run_demo
 
             run_demo(args.config, args.out, args.seeds, args.epochs, args.fresh)
+            return 0
+        if args.command == "data":
+            from mmrefine.data import download as dl
+
+            if args.data_command == "download":
+                print(dl.download(args.name, args.data_root, args.base_url))
+            else:
+                dl.require(args.name, args.data_root)
+                print(f"{args.name}: complete under {args.data_root}")
             return 0
         if args.command == "report":
             from mmrefine.evaluation.report import write_report
