@@ -15,7 +15,8 @@ Tickers are aligned on the dates where all of them trade (inner join on ``Date``
 * returns are standardised per ticker with the mean and std of the training
   period only.
 
-Sector lists are seed 004's. Tickers without a file raise an error naming them,
+The target stock need not be an input modality (``tickers`` may omit it);
+its dates still take part in the alignment. Sector lists are seed 004's. Tickers without a file raise an error naming them,
 unless ``on_missing: skip`` (the shared data lacks GSK, NVS, WBA and AMZN).
 """
 
@@ -94,22 +95,22 @@ class StocksDataModule(MultimodalDataModule):
         if base is None:
             raise DataError("no data root: set data.root to the folder holding stocks/")
         folder = base / "stocks" if (base / "stocks").is_dir() else base
-        missing = [t for t in self.tickers if not (folder / f"{t}.csv.gz").is_file()]
+        target = self.target or self.tickers[0]
+        missing = [t for t in dict.fromkeys([*self.tickers, target]) if not (folder / f"{t}.csv.gz").is_file()]
         if missing and self.on_missing == "error":
             raise DataError(f"missing price file(s) in {folder}: {', '.join(f'{t}.csv.gz' for t in missing)}; "
                             "download daily prices for them or set data.on_missing: skip")
         if missing:
             warnings.warn(f"skipping tickers without data: {', '.join(missing)}")
         tickers = [t for t in self.tickers if t not in missing]
-        target = self.target or tickers[0]
-        if target not in tickers:
-            raise ConfigError(f"data.target '{target}' is not among the available tickers {tickers}")
-        series = {t: read_prices(folder / f"{t}.csv.gz") for t in tickers}
-        common = series[tickers[0]][0]
+        if target in missing or not tickers:
+            raise DataError(f"no price data for the target {target} or for any input ticker")
+        series = {t: read_prices(folder / f"{t}.csv.gz") for t in dict.fromkeys([*tickers, target])}
+        common = series[target][0]
         for d, _ in series.values():
             common = np.intersect1d(common, d)
         if len(common) < self.window + self.horizon + 10:
-            raise DataError(f"only {len(common)} common trading days for {tickers}")
+            raise DataError(f"only {len(common)} common trading days for {list(series)}")
         closes = {t: c[np.searchsorted(d, common)] for t, (d, c) in series.items()}
         returns = {t: np.diff(np.log(c)) for t, c in closes.items()}  # r[i] is the return on common[i + 1]
         days = common[1:]

@@ -57,8 +57,10 @@ def smooth_functions(n: int, points: int, rng: np.random.Generator, harmonics: i
 class _Synthetic(MultimodalDataModule):
     """Splits of sizes ``n_train`` / ``n_val`` / ``n_test`` drawn from one seeded generator."""
 
-    def __init__(self, n_train: int, n_val: int, n_test: int, seed: int, batch_size: int, labelled_fraction: float) -> None:
+    def __init__(self, n_train: int, n_val: int, n_test: int, seed: int, batch_size: int, labelled_fraction: float,
+                 modalities: list[str] | None = None) -> None:
         super().__init__(batch_size=batch_size, labelled_fraction=labelled_fraction, split_seed=seed)
+        self.keep = modalities
         if min(n_train, n_val, n_test) < 1:
             raise ConfigError("synthetic split sizes must be positive")
         self.sizes = {"train": n_train, "val": n_val, "test": n_test}
@@ -72,6 +74,11 @@ class _Synthetic(MultimodalDataModule):
         self.setup_parameters(rng)
         n = sum(self.sizes.values())
         x, y = self.generate(n, rng)
+        if self.keep is not None:
+            unknown = [m for m in self.keep if m not in x]
+            if unknown or not self.keep:
+                raise ConfigError(f"data.modalities: unknown {unknown}; choose a non-empty subset of {list(x)}")
+            x = {m: x[m] for m in self.keep}
         out, start = {}, 0
         for name, size in self.sizes.items():
             sl = slice(start, start + size)
@@ -91,8 +98,9 @@ class LatticeTask(_Synthetic):
     """See module docstring (task ``lattice``); 9 classes."""
 
     def __init__(self, points: int = 32, position_dim: int = 16, harmonics: int = 4, n_train: int = 20000, n_val: int = 2000,
-                 n_test: int = 5000, seed: int = 0, batch_size: int = 128, labelled_fraction: float = 1.0) -> None:
-        super().__init__(n_train, n_val, n_test, seed, batch_size, labelled_fraction)
+                 n_test: int = 5000, seed: int = 0, batch_size: int = 128, labelled_fraction: float = 1.0,
+                 modalities: list[str] | None = None) -> None:
+        super().__init__(n_train, n_val, n_test, seed, batch_size, labelled_fraction, modalities)
         self.points, self.position_dim, self.harmonics = points, position_dim, harmonics
 
     @property
@@ -114,8 +122,9 @@ class GenerativeTask(_Synthetic):
 
     def __init__(self, latent_dim: int = 8, dim1: int = 16, dim2: int = 16, eta: float = 0.5, sigma1: float = 0.1,
                  sigma2: float = 0.5, sigma_y: float = 0.1, n_train: int = 5000, n_val: int = 1000, n_test: int = 2000,
-                 seed: int = 0, batch_size: int = 128, labelled_fraction: float = 1.0) -> None:
-        super().__init__(n_train, n_val, n_test, seed, batch_size, labelled_fraction)
+                 seed: int = 0, batch_size: int = 128, labelled_fraction: float = 1.0,
+                 modalities: list[str] | None = None) -> None:
+        super().__init__(n_train, n_val, n_test, seed, batch_size, labelled_fraction, modalities)
         self.d, self.dim1, self.dim2 = latent_dim, dim1, dim2
         self.eta, self.sigma1, self.sigma2, self.sigma_y = eta, sigma1, sigma2, sigma_y
 

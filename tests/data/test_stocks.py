@@ -59,6 +59,9 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
         f.write("Date,High,Low,Open,Close,Volume,Adj Close\n2000-01-03,1,1,1,1,1,oops\n")
     with pytest.raises(DataError, match="YUM.csv.gz: malformed"):
         StocksDataModule(tickers=["MCD", "YUM"], root=str(tmp_path)).setup()
+    d = StocksDataModule(tickers=["YUM"], target="MCD", root=str(DATA_ROOT), window=4)
+    d.setup()
+    assert d.schema.names == ["YUM"] and d.target_ticker == "MCD"  # the target need not be an input
     with pytest.raises(ConfigError, match="data.sector"):
         StocksDataModule(sector="energy")
 

@@ -50,3 +50,10 @@ def test_latent_graph_problem_structure() -> None:
     assert np.array_equal(a, a.T) and np.all(np.diag(a) == 1) and set(np.unique(a)) <= {0.0, 1.0}
     assert p["F"].shape == (16, 32) and p["W"].shape == (8, 16)
     np.testing.assert_allclose(p["E"], p["W"] @ a @ p["F"])
+
+
+def test_modality_subset() -> None:
+    dm = LatticeTask(n_train=20, n_val=5, n_test=5, modalities=["position"])
+    assert dm.schema.names == ["position"]
+    with pytest.raises(ConfigError, match="unknown \\['pos'\\]"):
+        LatticeTask(n_train=20, n_val=5, n_test=5, modalities=["pos"]).setup()
