@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mmrefine.config import load_config
 from mmrefine.errors import ConfigError
@@ -53,6 +54,17 @@ def test_base_overrides_and_component_replacement(tmp_path: Path) -> None:
     assert cfg.trainer.max_epochs == 7 and cfg.refiner.gamma == {"a": 0.2}
 
 
-def test_repository_configs_load() -> None:
+def test_every_shipped_config_loads() -> None:
+    from mmrefine.evaluation.sweep import load_sweep
+
     root = Path(__file__).resolve().parents[1] / "configs"
-    load_config(root / "mfeat.yaml")
+    files = sorted(root.rglob("*.yaml"))
+    assert len(files) >= 10
+    for f in files:
+        data = yaml.safe_load(f.read_text())
+        if "variants" in data:
+            sweep = load_sweep(f)
+            for name, over in sweep.variants.items():
+                load_config(f.parent / sweep.experiment, data=over)
+        else:
+            load_config(f)
