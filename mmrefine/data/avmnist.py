@@ -19,7 +19,7 @@ import torch
 
 from mmrefine.data.datamodule import MultimodalDataModule
 from mmrefine.data.dataset import TensorMultimodalDataset
-from mmrefine.data.paths import resolve_data_root
+from mmrefine.data.paths import dataset_folder
 from mmrefine.data.registry import DATASETS
 from mmrefine.errors import ConfigError, DataError
 
@@ -50,16 +50,8 @@ class AVMNISTNpyDataModule(MultimodalDataModule):
     def num_outputs(self) -> int:
         return 10
 
-    def _folder(self) -> Path:
-        if self.root is not None:
-            return Path(self.root).expanduser()
-        base = resolve_data_root(None)
-        if base is None:
-            raise DataError("no data root: set data.root to the folder holding the AV-MNIST .npy files")
-        return base / "avmnist"
-
     def load(self) -> dict[str, TensorMultimodalDataset]:
-        d = self._folder()
+        d = dataset_folder(self.root, "avmnist")
         parts = {}
         for split in ("train", "test"):
             img = _load(d / f"img_{split}.npy", (784,))

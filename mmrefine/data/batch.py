@@ -170,6 +170,11 @@ def collate_samples(samples: Sequence[Mapping[str, Any]], modalities: Sequence[s
     return MultimodalBatch(inputs, mask, labels)
 
 
+def zero_absent(x: Tensor, keep: Tensor) -> Tensor:
+    """``x`` with the samples where ``keep`` (shape ``(B,)``) is False set to zero."""
+    return x * keep.reshape(-1, *([1] * (x.dim() - 1))).to(x.dtype)
+
+
 def full_mask(inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """A mask with every modality present."""
     return {m: torch.ones(x.shape[0], dtype=torch.bool, device=x.device) for m, x in inputs.items()}

@@ -22,7 +22,7 @@ import torch
 
 from mmrefine.data.datamodule import MultimodalDataModule
 from mmrefine.data.dataset import TensorMultimodalDataset
-from mmrefine.data.paths import resolve_data_root
+from mmrefine.data.paths import dataset_folder
 from mmrefine.data.registry import DATASETS
 from mmrefine.errors import ConfigError, DataError
 
@@ -135,8 +135,7 @@ class MFeatDataModule(MultimodalDataModule):
         if self.root is None:
             data, labels = read_bundle(self.views)
         else:
-            root = resolve_data_root(self.root)
-            data, labels = read_mfeat_csv(root / "mfeat" if (root / "mfeat").is_dir() else root, self.views)
+            data, labels = read_mfeat_csv(dataset_folder(self.root, "mfeat"), self.views)
         split = stratified_split(labels, self.val, self.test, self.split_seed)
         out = {}
         stats = {}

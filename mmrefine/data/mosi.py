@@ -22,18 +22,11 @@ import torch
 
 from mmrefine.data.datamodule import MultimodalDataModule
 from mmrefine.data.dataset import TensorMultimodalDataset
-from mmrefine.data.paths import resolve_data_root
+from mmrefine.data.paths import dataset_folder
 from mmrefine.data.registry import DATASETS
 from mmrefine.errors import ConfigError, DataError
 
 WIDTHS = {"text": 100, "audio": 73, "video": 100}
-
-
-def _mosi_dir(root: str | None) -> Path:
-    base = resolve_data_root(root)
-    if base is None:
-        raise DataError("no data root: pass data.root (or --data-root) pointing at the folder that holds mosi/")
-    return base / "mosi" if (base / "mosi").is_dir() else base
 
 
 def _read(path: Path, width: int | None = None) -> np.ndarray:
@@ -83,7 +76,7 @@ class MOSIDataModule(MultimodalDataModule):
         return 2
 
     def load(self) -> dict[str, TensorMultimodalDataset]:
-        d = _mosi_dir(self.root)
+        d = dataset_folder(self.root, "mosi")
         trans = _read(d / "transcripts.csv")
         feats, labels, rows = {}, {}, {}
         for split in ("train", "test"):

@@ -18,3 +18,14 @@ def default_data_root() -> Path | None:
 
 def resolve_data_root(root: str | os.PathLike | None) -> Path | None:
     return Path(root).expanduser() if root is not None else default_data_root()
+
+
+def dataset_folder(root: str | os.PathLike | None, name: str) -> Path:
+    """``ROOT/name`` when that folder exists, else ``ROOT`` itself (a user may
+    point straight at the dataset's folder); raises when no root is known."""
+    from mmrefine.errors import DataError
+
+    base = resolve_data_root(root)
+    if base is None:
+        raise DataError(f"no data root for '{name}': pass data.root or --data-root, or set $MMREFINE_DATA")
+    return base / name if (base / name).is_dir() else base

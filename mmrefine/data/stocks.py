@@ -30,7 +30,7 @@ import torch
 
 from mmrefine.data.datamodule import MultimodalDataModule
 from mmrefine.data.dataset import TensorMultimodalDataset
-from mmrefine.data.paths import resolve_data_root
+from mmrefine.data.paths import dataset_folder
 from mmrefine.data.registry import DATASETS
 from mmrefine.errors import ConfigError, DataError
 
@@ -91,10 +91,7 @@ class StocksDataModule(MultimodalDataModule):
         return 1
 
     def load(self) -> dict[str, TensorMultimodalDataset]:
-        base = resolve_data_root(self.root)
-        if base is None:
-            raise DataError("no data root: set data.root to the folder holding stocks/")
-        folder = base / "stocks" if (base / "stocks").is_dir() else base
+        folder = dataset_folder(self.root, "stocks")
         target = self.target or self.tickers[0]
         missing = [t for t in dict.fromkeys([*self.tickers, target]) if not (folder / f"{t}.csv.gz").is_file()]
         if missing and self.on_missing == "error":

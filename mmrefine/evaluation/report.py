@@ -17,7 +17,6 @@ import json
 import math
 import statistics
 from pathlib import Path
-from typing import Any
 
 import yaml
 

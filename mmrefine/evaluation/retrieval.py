@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 

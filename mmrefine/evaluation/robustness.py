@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from mmrefine.data.datamodule import MultimodalDataModule
+from mmrefine.data.batch import zero_absent
 from mmrefine.data.dataset import TensorMultimodalDataset
 from mmrefine.errors import ConfigError
 
@@ -66,9 +67,8 @@ def corrupt(ds: TensorMultimodalDataset, modality: str, kind: str, level: float,
         noisy = x + level * x.std() * torch.randn(x.shape, generator=g, dtype=x.dtype)
     else:
         noisy = x * (torch.rand(x.shape, generator=g) >= level).to(x.dtype)
-    keep = ds.mask[modality].reshape(-1, *([1] * (x.dim() - 1)))
     inputs = dict(ds.inputs)
-    inputs[modality] = torch.where(keep, noisy, x)  # absent samples stay zero
+    inputs[modality] = zero_absent(noisy, ds.mask[modality])  # absent samples stay zero
     return TensorMultimodalDataset(inputs, ds.labels, ds.mask)
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping, NamedTuple, Sequence
 
-import torch
 from torch import Tensor, nn
 
-from mmrefine.data.batch import full_mask
+from mmrefine.data.batch import full_mask, zero_absent
 from mmrefine.encoders.mlp import mlp
 from mmrefine.errors import BatchError
 from mmrefine.fusion.base import FusionModule
@@ -89,7 +88,7 @@ class FusionModel(nn.Module):
         for m, enc in self.encoders.items():
             x = inputs[m]
             if mask is not None:
-                x = x * mask[m].reshape(-1, *([1] * (x.dim() - 1))).to(x.dtype)
+                x = zero_absent(x, mask[m])
             out[m] = enc(x)
         return out
 

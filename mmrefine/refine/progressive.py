@@ -35,7 +35,7 @@ from typing import Any, Mapping, NamedTuple, Sequence
 import torch
 from torch import Tensor, nn
 
-from mmrefine.data.batch import full_mask
+from mmrefine.data.batch import full_mask, zero_absent
 from mmrefine.errors import ConfigError
 from mmrefine.models.fusion_model import FusionModel, ModelOutput
 
@@ -174,7 +174,7 @@ class ProgressiveFusion(nn.Module):
     def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ModelOutput:
         mask = dict(mask) if mask is not None else full_mask(inputs)
         self.model.check_inputs(inputs)
-        xs = {m: x * mask[m].reshape(-1, *([1] * (x.dim() - 1))).to(x.dtype) for m, x in inputs.items()}
+        xs = {m: zero_absent(x, mask[m]) for m, x in inputs.items()}
         b = next(iter(xs.values())).shape[0]
         ref = next(iter(xs.values()))
         c = ref.new_zeros(b, self.fused_dim)

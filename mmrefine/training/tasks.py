@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 import torchmetrics as tm
 from torch import Tensor
