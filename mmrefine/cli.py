@@ -1,4 +1,4 @@
-"""Command line: ``mmrefine {fit,validate,test,predict,export,demo}``.
+"""Command line: ``mmrefine {fit,validate,test,predict,export,demo,sweep,report,data}``.
 
 Configs are YAML files checked against typed dataclasses
 (:mod:`mmrefine.config`); an unknown key is an error that names it.
@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     d = dsub.add_parser("check", help="list what is missing under --data-root")
     d.add_argument("name", choices=["mnist", "fsdd"])
     d.add_argument("--data-root", required=True)
+    d = dsub.add_parser("build", help="build (or find cached) AV-MNIST from mnist/ + fsdd/; prints its folder and build time")
+    d.add_argument("name", choices=["avmnist"])
+    d.add_argument("--data-root", help="default: ../shared/data or $MMREFINE_DATA")
+    d.add_argument("--cache-dir", help="default: $MMREFINE_CACHE or ~/.cache/mmrefine")
+    d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="recipe setting, e.g. snr_db=3 or pca_components=4 (repeatable)")
+    d.add_argument("--force", action="store_true", help="rebuild even when a valid cache exists")
     p = sub.add_parser("report", help="write report.md (tables + figures) for a run or sweep directory")
     p.add_argument("directory")
     p.add_argument("--baseline", help="sweep: the variant p-values and robustness compare against")
@@ -82,9 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from mmrefine.logging_setup import quiet_lightning
+    from mmrefine.logging_setup import quiet_lightning, show_progress_notes
 
     quiet_lightning()
+    show_progress_notes()
     try:
         if args.command == "demo":
             from mmrefine.demo import run_demo
@@ -96,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             if args.data_command == "download":
                 print(dl.download(args.name, args.data_root, args.base_url))
+            elif args.data_command == "build":
+                from mmrefine.data.avmnist_build import build_from_cli
+
+                print(json.dumps(build_from_cli(args.data_root, args.cache_dir, args.set, args.force), indent=1))
             else:
                 dl.require(args.name, args.data_root)
                 print(f"{args.name}: complete under {args.data_root}")

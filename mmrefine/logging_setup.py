@@ -16,3 +16,13 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+
+
+def show_progress_notes() -> None:
+    """Print mmrefine's own INFO notes (e.g. "AV-MNIST built in 28.1 s") to stderr."""
+    log = logging.getLogger("mmrefine")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("mmrefine: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)

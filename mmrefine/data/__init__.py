@@ -1,6 +1,6 @@
 """Batches, datasets and LightningDataModules."""
 
-from mmrefine.data.avmnist import AVMNISTNpyDataModule
+from mmrefine.data.avmnist import AVMNISTDataModule, AVMNISTNpyDataModule
 from mmrefine.data.batch import BatchSchema, ModalitySpec, MultimodalBatch, collate_samples, full_mask
 from mmrefine.data.datamodule import MultimodalDataModule
 from mmrefine.data.dataset import EpochShuffleSampler, TensorMultimodalDataset, collate
@@ -11,6 +11,6 @@ from mmrefine.data.synthetic import GenerativeTask, LatticeTask, latent_graph_pr
 from mmrefine.data.registry import DATASETS
 
 __all__ = [
-    "AVMNISTNpyDataModule", "DATASETS", "BatchSchema", "EpochShuffleSampler", "GenerativeTask", "LatticeTask", "latent_graph_problem", "MFeatDataModule", "MOSIDataModule", "ModalitySpec",
+    "AVMNISTDataModule", "AVMNISTNpyDataModule", "DATASETS", "BatchSchema", "EpochShuffleSampler", "GenerativeTask", "LatticeTask", "latent_graph_problem", "MFeatDataModule", "MOSIDataModule", "ModalitySpec",
     "MultimodalBatch", "StocksDataModule", "MultimodalDataModule", "TensorMultimodalDataset", "collate", "collate_samples", "full_mask",
 ]

@@ -12,12 +12,19 @@ from torch.utils.data import Dataset, Sampler
 from mmrefine.data.batch import BatchError, MultimodalBatch, collate_samples
 
 
+def decode(x: Tensor) -> Tensor:
+    """uint8 storage to float32 in [0, 1]; other tensors unchanged."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+
+
 class TensorMultimodalDataset(Dataset):
     """Samples held as one tensor per modality.
 
     Batched fetching (``__getitems__``) returns a whole :class:`MultimodalBatch`
     with one indexing operation per modality, so loading costs no per-sample
-    Python work. ``labels`` may be ``None`` (unlabelled data).
+    Python work. ``labels`` may be ``None`` (unlabelled data). A uint8 modality
+    (spectrograms kept compact, possibly memory-mapped) is returned as float32
+    ``x / 255``.
     """
 
     def __init__(
@@ -50,7 +57,7 @@ class TensorMultimodalDataset(Dataset):
         return self.n
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        sample: dict[str, Any] = {m: (x[i] if self.mask[m][i] else None) for m, x in self.inputs.items()}
+        sample: dict[str, Any] = {m: (decode(x[i]) if self.mask[m][i] else None) for m, x in self.inputs.items()}
         if self.labels is not None:
             sample["label"] = self.labels[i]
         return sample
@@ -58,7 +65,7 @@ class TensorMultimodalDataset(Dataset):
     def __getitems__(self, indices: Sequence[int]) -> MultimodalBatch:
         idx = torch.as_tensor(indices, dtype=torch.long)
         return MultimodalBatch(
-            {m: x[idx] for m, x in self.inputs.items()},
+            {m: decode(x[idx]) for m, x in self.inputs.items()},
             {m: k[idx] for m, k in self.mask.items()},
             None if self.labels is None else self.labels[idx],
         )

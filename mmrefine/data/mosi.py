@@ -10,7 +10,9 @@ Split: the given speaker-independent train/test split (62 / 31 videos); the
 validation set is carved from training **by video** (``val_videos`` of the 62,
 chosen with ``split_seed``), so no video appears in two splits. Features are
 standardised with training statistics. Raw transcripts per split are in
-:attr:`MOSIDataModule.transcripts`.
+:attr:`MOSIDataModule.transcripts`. ``text_features="minilm"`` replaces the
+given 100-d text features by 384-d MiniLM embeddings of the transcripts
+(:mod:`mmrefine.data.text_features`; computed once, cached under ``cache_dir``).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import torch
 
 from mmrefine.data.datamodule import MultimodalDataModule
 from mmrefine.data.dataset import TensorMultimodalDataset
-from mmrefine.data.paths import dataset_folder
+from mmrefine.data.paths import dataset_folder, default_cache_dir
 from mmrefine.data.registry import DATASETS
+from mmrefine.data.text_features import minilm_embeddings
 from mmrefine.errors import ConfigError, DataError
 
 WIDTHS = {"text": 100, "audio": 73, "video": 100}
@@ -61,13 +64,20 @@ class MOSIDataModule(MultimodalDataModule):
         num_workers: int = 0,
         labelled_fraction: float = 1.0,
         split_seed: int = 0,
+        text_features: str = "given",
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, num_workers, labelled_fraction, split_seed)
         mods = list(modalities) if modalities is not None else list(WIDTHS)
         unknown = [m for m in mods if m not in WIDTHS]
         if unknown or not mods:
             raise ConfigError(f"data.modalities: unknown {unknown}; choose a non-empty subset of {list(WIDTHS)}")
+        if text_features not in ("given", "minilm"):
+            raise ConfigError(f"data.text_features must be 'given' or 'minilm', got '{text_features}'")
+        if text_features == "minilm" and "text" not in mods:
+            raise ConfigError("data.text_features='minilm' needs the text modality in data.modalities")
         self.root, self.mods, self.val_videos, self.standardize = root, mods, val_videos, standardize
+        self.text_features, self.cache_dir = text_features, cache_dir
         self.transcripts: dict[str, list[str]] = {}
         self.videos: dict[str, np.ndarray] = {}
 
@@ -90,6 +100,10 @@ class MOSIDataModule(MultimodalDataModule):
                 if split in labels and not np.array_equal(labels[split], y):
                     raise DataError(f"{m}_{split}0.csv: labels disagree with the other modalities'")
                 labels[split] = y
+        if self.text_features == "minilm":
+            emb = minilm_embeddings(trans[:, 1].astype(str).tolist(), self.cache_dir or default_cache_dir())
+            for split in rows:
+                feats[("text", split)] = emb[rows[split]].astype(np.float64)
         videos = {s: trans[rows[s], 2].astype(np.int64) for s in rows}
         texts = {s: trans[rows[s], 1].astype(str).tolist() for s in rows}
         train_videos = np.unique(videos["train"])

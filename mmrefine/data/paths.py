@@ -1,4 +1,5 @@
-"""Where data lives: ``--data-root``, then ``$MMREFINE_DATA``, then ``../shared/data``."""
+"""Where data lives: ``--data-root``, then ``$MMREFINE_DATA``, then ``../shared/data``;
+where derived data is cached: ``$MMREFINE_CACHE``, else ``~/.cache/mmrefine``."""
 
 from __future__ import annotations
 
@@ -29,3 +30,8 @@ def dataset_folder(root: str | os.PathLike | None, name: str) -> Path:
     if base is None:
         raise DataError(f"no data root for '{name}': pass data.root or --data-root, or set $MMREFINE_DATA")
     return base / name if (base / name).is_dir() else base
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("MMREFINE_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "mmrefine"

@@ -24,7 +24,7 @@ import torch
 
 from mmrefine.data.datamodule import MultimodalDataModule
 from mmrefine.data.batch import zero_absent
-from mmrefine.data.dataset import TensorMultimodalDataset
+from mmrefine.data.dataset import TensorMultimodalDataset, decode
 from mmrefine.errors import ConfigError
 
 CORRUPTIONS = ("gaussian", "bernoulli")
@@ -62,7 +62,7 @@ def corrupt(ds: TensorMultimodalDataset, modality: str, kind: str, level: float,
     if modality not in ds.inputs:
         raise ConfigError(f"cannot corrupt unknown modality '{modality}' (have {ds.modalities})")
     g = torch.Generator().manual_seed(seed)
-    x = ds.inputs[modality]
+    x = decode(ds.inputs[modality])
     if kind == "gaussian":
         noisy = x + level * x.std() * torch.randn(x.shape, generator=g, dtype=x.dtype)
     else:

@@ -1,6 +1,5 @@
 import math
 
-import numpy as np
 import pytest
 import torch
 from scipy import stats
@@ -58,6 +57,15 @@ def test_corruptions_are_seeded_and_leveled() -> None:
     assert zeroed == pytest.approx(0.3, abs=0.02)
     with pytest.raises(ConfigError, match="corruption must be one of"):
         corrupt(ds, "a", "salt", 0.1)
+
+
+def test_corrupting_compact_uint8_inputs_works_in_the_served_float_scale() -> None:
+    spec = torch.randint(0, 256, (100, 8, 8), dtype=torch.uint8)  # e.g. AV-MNIST spectrograms
+    ds = TensorMultimodalDataset({"audio": spec}, torch.zeros(100))
+    clean = ds.__getitems__(list(range(100))).inputs["audio"]
+    noisy = corrupt(ds, "audio", "gaussian", 0.5, seed=0).inputs["audio"]
+    assert noisy.dtype == torch.float32
+    assert (noisy - clean).std().item() == pytest.approx(0.5 * clean.std().item(), rel=0.05)
 
 
 def test_topk_retrieval_on_hand_made_bank() -> None:

