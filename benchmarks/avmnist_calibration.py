@@ -35,8 +35,8 @@ def run(mods: list[str], pca: int, snr: float, seed: int, args: argparse.Namespa
         over.append(f"data.root={args.data_root}")
     if args.cache_dir:
         over.append(f"data.cache_dir={args.cache_dir}")
+    over += [f"model.encoders.{m}=null" for m in ("image", "audio") if m not in mods]
     cfg = load_config(CONFIG, over)
-    cfg.model.encoders = {m: e for m, e in cfg.model.encoders.items() if m in mods}
     return float(fit(cfg, overwrite=True).test["test/acc"])
 
 

@@ -31,15 +31,20 @@ class ModelConfig:
     ``progressive`` (keyword arguments of
     :class:`~mmrefine.refine.ProgressiveFusion`) wraps them in Progressive Fusion.
     ``architecture`` (``{name: ucrn | mult | early_fusion_transformer, ...}``)
-    replaces encoders + fusion + head by a complete architecture."""
+    replaces encoders + fusion + head by a complete architecture.
+    ``encoders.<modality>: null`` removes an entry a base file set (for a run on
+    fewer modalities: ``--set model.encoders.image=null``)."""
 
-    encoders: dict[str, dict] = field(default_factory=dict)
+    encoders: dict[str, Union[dict, None]] = field(default_factory=dict)
     default_encoder: dict = field(default_factory=lambda: {"name": "mlp"})
     fusion: dict = field(default_factory=lambda: {"name": "concat"})
     head_hidden: list[int] = field(default_factory=list)
     head_dropout: float = 0.0
     progressive: Union[dict, None] = None
     architecture: Union[dict, None] = None
+
+    def __post_init__(self) -> None:
+        self.encoders = {m: spec for m, spec in self.encoders.items() if spec is not None}
 
 
 @dataclass

@@ -39,6 +39,17 @@ def test_component_keys_checked_against_signature(tmp_path: Path) -> None:
         build_datamodule(tiny_config(tmp_path, data={"view": ["fou"]}))
 
 
+def test_null_removes_an_inherited_encoder(tmp_path: Path) -> None:
+    """A run on fewer modalities drops the base file's encoder for the others."""
+    base = tmp_path / "base.yaml"
+    base.write_text("data: {name: mfeat, views: [fou, kar]}\nmodel:\n  encoders:\n    fou: {name: mlp, out_dim: 8}\n    kar: {name: mlp, out_dim: 4}\n")
+    cfg = load_config(base, ["data.views=[fou]", "model.encoders.kar=null", f"run_dir={tmp_path / 'r'}"])
+    assert cfg.model.encoders == {"fou": {"name": "mlp", "out_dim": 8}}
+    dm = build_datamodule(cfg)
+    model = build_model(cfg, dm.schema, build_task(cfg, dm.num_outputs))
+    assert model.encoders["fou"].out_dim == 8 and set(model.encoders) == {"fou"}
+
+
 def test_ms_weight_without_refiner_is_rejected(tmp_path: Path) -> None:
     cfg = tiny_config(tmp_path, refiner={"ms_weight": 0.1})
     dm = build_datamodule(cfg)

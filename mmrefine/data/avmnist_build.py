@@ -12,7 +12,10 @@ choices this module makes where the recipe is silent or unavailable:
 * **audio** — image ``i`` of digit ``d`` is paired with a recording of ``d``:
   training and validation images with the takes of ``train_speakers``
   (3 x 50 = 150 per digit), test images with ``test_speaker`` (50 per digit),
-  cycled through a seeded permutation. The waveform ``s`` (int16 / 32768) is
+  cycled through a seeded permutation. Optional, beyond the published recipe:
+  ``val_speakers`` (e.g. ``("lucas",)``, FSDD's george and lucas are unused)
+  gives validation its own speakers, so validation measures generalisation to
+  new voices as the test split does. The waveform ``s`` (int16 / 32768) is
   mixed with seeded pink (1/f) noise ``n`` cut from a random offset of a long
   noise bank and scaled to a fixed signal-to-noise ratio:
   ``s + rms(s) 10^(-snr_db / 20) n / rms(n)``. The original environmental-noise
@@ -67,6 +70,7 @@ class AVMNISTRecipe:
     snr_db: float = 2.0
     train_speakers: tuple[str, ...] = ("jackson", "nicolas", "theo")
     test_speaker: str = "yweweler"
+    val_speakers: tuple[str, ...] = ()
     n_fft: int = 223
     frames: int = 112
     top_db: float = 80.0
@@ -78,18 +82,23 @@ class AVMNISTRecipe:
         for name in ("snr_db", "top_db", "noise_exponent"):  # 2 and 2.0 are one recipe, one cache key
             object.__setattr__(self, name, float(getattr(self, name)))
         object.__setattr__(self, "train_speakers", tuple(self.train_speakers))
+        object.__setattr__(self, "val_speakers", tuple(self.val_speakers))
         if not 1 <= self.pca_components <= 784:
             raise ConfigError(f"pca_components must be in [1, 784], got {self.pca_components}")
         if self.n_fft < 2 or self.frames < 2:
             raise ConfigError("n_fft and frames must be at least 2")
         if self.test_speaker in self.train_speakers:
             raise ConfigError(f"test speaker '{self.test_speaker}' is also a training speaker")
+        shared = set(self.val_speakers) & {*self.train_speakers, self.test_speaker}
+        if shared:
+            raise ConfigError(f"validation speakers {sorted(shared)} are also training or test speakers")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be positive, got {self.limit}")
 
     def as_json(self) -> dict:
         d = dataclasses.asdict(self)
         d["train_speakers"] = list(self.train_speakers)
+        d["val_speakers"] = list(self.val_speakers)
         d["format_version"] = FORMAT_VERSION
         return d
 
@@ -97,10 +106,13 @@ class AVMNISTRecipe:
         return {k: min(v, self.limit) if self.limit else v for k, v in SPLIT_SIZES.items()}
 
 
-def _input_paths(root: Path, recipe: AVMNISTRecipe) -> tuple[list[Path], list[Path], list[Path]]:
+def _input_paths(root: Path, recipe: AVMNISTRecipe) -> tuple[list[Path], dict[str, list[Path]]]:
+    """The MNIST files and the recordings of each split's speakers."""
     mnist = [root / "mnist" / f for f in MNIST_FILES]
     rec = root / "fsdd" / "recordings"
-    return mnist, fsdd_files(rec, list(recipe.train_speakers)), fsdd_files(rec, [recipe.test_speaker])
+    groups = {"train": fsdd_files(rec, list(recipe.train_speakers)), "val": fsdd_files(rec, list(recipe.val_speakers)),
+              "test": fsdd_files(rec, [recipe.test_speaker])}
+    return mnist, groups
 
 
 def _check_inputs(root: Path, paths: list[Path]) -> None:
@@ -116,10 +128,11 @@ def _check_inputs(root: Path, paths: list[Path]) -> None:
 
 def cache_key(root: Path, recipe: AVMNISTRecipe) -> str:
     """SHA-256 over the recipe and the contents of every input file it reads."""
-    mnist, train_wavs, test_wavs = _input_paths(root, recipe)
-    _check_inputs(root, mnist + train_wavs + test_wavs)
+    mnist, groups = _input_paths(root, recipe)
+    wavs = [p for g in groups.values() for p in g]
+    _check_inputs(root, mnist + wavs)
     h = hashlib.sha256(json.dumps(recipe.as_json(), sort_keys=True).encode())
-    for p in mnist + train_wavs + test_wavs:
+    for p in mnist + wavs:
         h.update(p.name.encode())
         h.update(hashlib.sha256(p.read_bytes()).digest() if p.suffix == ".wav" else bytes.fromhex(sha256(p)))
     return h.hexdigest()
@@ -261,7 +274,7 @@ def build(root: str | Path, recipe: AVMNISTRecipe | None = None, cache_dir: str 
         return folder, {**meta, "reused": True}
     t0 = time.perf_counter()
     sizes = recipe.sizes()
-    mnist_files, train_wavs, test_wavs = _input_paths(root, recipe)
+    mnist_files, groups = _input_paths(root, recipe)
     tr_img = read_idx(mnist_files[0]).reshape(-1, 784)
     tr_lab = read_idx(mnist_files[1])
     te_img = read_idx(mnist_files[2]).reshape(-1, 784)
@@ -276,14 +289,16 @@ def build(root: str | Path, recipe: AVMNISTRecipe | None = None, cache_dir: str 
     labels = np.concatenate([tr_lab[rows["train"]], tr_lab[rows["val"]], te_lab[rows["test"]]]).astype(np.int64)
 
     rng = np.random.default_rng(recipe.seed)
-    waves, lengths, digits = _load_recordings(train_wavs + test_wavs)
-    n_train_rec = len(train_wavs)
-    is_test = np.arange(len(digits)) >= n_train_rec
-    n_tv = sizes["train"] + sizes["val"]
-    rec = np.concatenate([
-        np.flatnonzero(~is_test)[pair_recordings(labels[:n_tv], digits[~is_test], rng)],
-        np.flatnonzero(is_test)[pair_recordings(labels[n_tv:], digits[is_test], rng)],
-    ])
+    wavs = [p for g in groups.values() for p in g]
+    waves, lengths, digits = _load_recordings(wavs)
+    group = np.repeat(np.arange(3), [len(g) for g in groups.values()])  # 0 train, 1 val, 2 test speakers
+    ends = np.cumsum([sizes["train"], sizes["val"], sizes["test"]])
+    # (images, recordings) to pair; validation shares the training takes unless it has its own speakers
+    if recipe.val_speakers:
+        parts = [(slice(0, ends[0]), 0), (slice(ends[0], ends[1]), 1), (slice(ends[1], ends[2]), 2)]
+    else:
+        parts = [(slice(0, ends[1]), 0), (slice(ends[1], ends[2]), 2)]
+    rec = np.concatenate([np.flatnonzero(group == g)[pair_recordings(labels[sl], digits[group == g], rng)] for sl, g in parts])
     bank_len = 1 << 21  # 262 s of noise at 8 kHz
     noise = torch.as_tensor(pink_noise(bank_len + waves.shape[1], recipe.noise_exponent, rng))
     offsets = rng.integers(0, bank_len, len(rec))
@@ -298,7 +313,7 @@ def build(root: str | Path, recipe: AVMNISTRecipe | None = None, cache_dir: str 
         spectrograms(waves, lengths, rec, offsets, noise, recipe, audio)
         audio.flush()
         del audio
-        np.save(tmp / "recording.npy", np.array([(train_wavs + test_wavs)[i].stem for i in range(len(digits))])[rec])
+        np.save(tmp / "recording.npy", np.array([p.stem for p in wavs])[rec])
         meta = {"key": key, "recipe": recipe.as_json(), "sizes": sizes, "sample_rate": FSDD_RATE,
                 "build_seconds": round(time.perf_counter() - t0, 2)}
         meta["content_sha256"] = content_digest(tmp)
