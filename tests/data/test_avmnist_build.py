@@ -20,14 +20,15 @@ from mmrefine.data.sources import read_idx, read_wav
 from mmrefine.errors import ConfigError, DataError
 from tests.conftest import DATA_ROOT, requires_data
 
-needs_raw = [requires_data("mnist"), requires_data("fsdd/recordings")]
+RAW_PRESENT = DATA_ROOT is not None and (DATA_ROOT / "mnist").exists() and (DATA_ROOT / "fsdd" / "recordings").exists()
+needs_raw = pytest.mark.skipif(not RAW_PRESENT, reason="real data 'mnist' and 'fsdd' not found under ../shared/data (set MMREFINE_DATA)")
 SMALL = AVMNISTRecipe(limit=300)
 
 
 @pytest.fixture(scope="module")
 def full_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """The complete default build (about 30 s on 2 cores), shared by this module."""
-    if DATA_ROOT is None or not (DATA_ROOT / "fsdd").exists() or not (DATA_ROOT / "mnist").exists():
+    if not RAW_PRESENT:
         pytest.skip("real data 'mnist' and 'fsdd' not found under ../shared/data (set MMREFINE_DATA)")
     return build(DATA_ROOT, AVMNISTRecipe(), tmp_path_factory.mktemp("avmnist-cache"))
 
@@ -72,10 +73,10 @@ def test_pairing_matches_digits_and_holds_out_the_test_speaker(full_build: tuple
     assert len(uses) == 150 and uses.max() - uses.min() <= 1
 
 
+@needs_raw
+@requires_data("avmnist_multibench_sample")
 def test_images_match_the_widely_used_avmnist_files(tmp_path: Path) -> None:
     """The public .npy images are 4-component centred reconstructions: ours agree per image."""
-    if DATA_ROOT is None or not (DATA_ROOT / "avmnist_multibench_sample").exists():
-        pytest.skip("real data 'avmnist_multibench_sample' not found under ../shared/data")
     folder, meta = build(DATA_ROOT, AVMNISTRecipe(limit=200), tmp_path)
     ours = np.load(folder / "image.npy")[-200:]  # the first 200 MNIST test images
     theirs = np.load(DATA_ROOT / "avmnist_multibench_sample" / "img_test.npy")
@@ -86,9 +87,8 @@ def test_images_match_the_widely_used_avmnist_files(tmp_path: Path) -> None:
     assert np.mean(corr10) < 0.85  # the component count is identifiable, not any reconstruction fits
 
 
+@needs_raw
 def test_build_is_deterministic_and_cached(tmp_path: Path) -> None:
-    if DATA_ROOT is None or not (DATA_ROOT / "fsdd").exists():
-        pytest.skip("real data 'mnist' and 'fsdd' not found under ../shared/data")
     a, meta_a = build(DATA_ROOT, SMALL, tmp_path / "a")
     again, meta_again = build(DATA_ROOT, SMALL, tmp_path / "a")
     b, meta_b = build(DATA_ROOT, SMALL, tmp_path / "b")
@@ -107,9 +107,8 @@ def test_build_is_deterministic_and_cached(tmp_path: Path) -> None:
     assert not [p for p in (tmp_path / "a").iterdir() if p.name.startswith(".avmnist-build")]  # no leftovers
 
 
+@needs_raw
 def test_noise_level_controls_the_audio(tmp_path: Path) -> None:
-    if DATA_ROOT is None or not (DATA_ROOT / "fsdd").exists():
-        pytest.skip("real data 'mnist' and 'fsdd' not found under ../shared/data")
     clean, _ = build(DATA_ROOT, AVMNISTRecipe(limit=100, snr_db=40.0), tmp_path)
     noisy, _ = build(DATA_ROOT, AVMNISTRecipe(limit=100, snr_db=-10.0), tmp_path)
     a, b = np.load(clean / "audio.npy").astype(float), np.load(noisy / "audio.npy").astype(float)
@@ -118,9 +117,8 @@ def test_noise_level_controls_the_audio(tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.load(clean / "image.npy"), np.load(noisy / "image.npy"))
 
 
+@needs_raw
 def test_missing_recording_is_named_with_the_download_command(tmp_path: Path) -> None:
-    if DATA_ROOT is None or not (DATA_ROOT / "fsdd").exists():
-        pytest.skip("real data 'mnist' and 'fsdd' not found under ../shared/data")
     root = _mirror(tmp_path)
     (root / "fsdd" / "recordings" / "7_theo_12.wav").unlink()
     with pytest.raises(DataError, match=r"missing fsdd/recordings/7_theo_12.wav .*mmrefine data download fsdd"):
@@ -128,9 +126,8 @@ def test_missing_recording_is_named_with_the_download_command(tmp_path: Path) ->
     assert not (tmp_path / "cache").exists()
 
 
+@needs_raw
 def test_truncated_wav_and_corrupt_mnist_are_reported(tmp_path: Path) -> None:
-    if DATA_ROOT is None or not (DATA_ROOT / "fsdd").exists():
-        pytest.skip("real data 'mnist' and 'fsdd' not found under ../shared/data")
     root = _mirror(tmp_path)
     target = root / "fsdd" / "recordings" / "3_jackson_5.wav"
     data = target.read_bytes()
@@ -176,9 +173,8 @@ def test_dft_matrix_and_noise_are_what_they_claim() -> None:
     assert 50 < low / high < 500  # 1/f: power ratio ~ frequency ratio (~200)
 
 
+@needs_raw
 def test_validation_can_have_its_own_speakers(tmp_path: Path) -> None:
-    if DATA_ROOT is None or not (DATA_ROOT / "fsdd").exists():
-        pytest.skip("real data 'mnist' and 'fsdd' not found under ../shared/data")
     folder, meta = build(DATA_ROOT, AVMNISTRecipe(limit=300, val_speakers=("lucas",)), tmp_path)
     speaker = np.array([s.split("_")[1] for s in np.load(folder / "recording.npy")])
     assert set(speaker[:300]) == {"jackson", "nicolas", "theo"}
@@ -198,9 +194,8 @@ def test_recipe_and_datamodule_validate_their_arguments() -> None:
         AVMNISTDataModule(modalities=["video"])
 
 
+@needs_raw
 def test_datamodule_serves_float_audio_from_the_uint8_cache(tmp_path: Path) -> None:
-    if DATA_ROOT is None or not (DATA_ROOT / "fsdd").exists():
-        pytest.skip("real data 'mnist' and 'fsdd' not found under ../shared/data")
     dm = AVMNISTDataModule(cache_dir=str(tmp_path), limit=300, modalities=["audio"], batch_size=32)
     dm.setup()
     assert dm.modalities == ["audio"] and [len(dm.splits[s]) for s in ("train", "val", "test")] == [300, 300, 300]
@@ -233,9 +228,8 @@ def test_fusion_beats_each_modality_after_one_epoch(full_build: tuple[Path, dict
     assert acc["image+audio"] > max(acc["image"], acc["audio"]) + 0.05, acc
 
 
+@needs_raw
 def test_cli_builds_reuses_and_rejects_unknown_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    if DATA_ROOT is None or not (DATA_ROOT / "fsdd").exists():
-        pytest.skip("real data 'mnist' and 'fsdd' not found under ../shared/data")
     from mmrefine.cli import main
 
     args = ["data", "build", "avmnist", "--data-root", str(DATA_ROOT), "--cache-dir", str(tmp_path), "--set", "limit=50"]
