@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmrefine.data.avmnist_build import AVMNISTRecipe, build
+from mmrefine.data.avmnist_build import ARRAYS, AVMNISTRecipe, build
 from mmrefine.data.datamodule import MultimodalDataModule
 from mmrefine.data.dataset import TensorMultimodalDataset
-from mmrefine.data.paths import dataset_folder, resolve_data_root
+from mmrefine.data.paths import dataset_folder, require_data_root
 from mmrefine.data.registry import DATASETS
 from mmrefine.errors import ConfigError, DataError
 
@@ -116,13 +116,10 @@ class AVMNISTDataModule(MultimodalDataModule):
         return 10
 
     def load(self) -> dict[str, TensorMultimodalDataset]:
-        base = resolve_data_root(self.root)
-        if base is None:
-            raise DataError("no data root for 'avmnist': pass data.root or --data-root, or set $MMREFINE_DATA")
-        folder, self.meta = build(base, self.recipe, self.cache_dir)
+        folder, self.meta = build(require_data_root(self.root, "avmnist"), self.recipe, self.cache_dir)
         verb = "reused" if self.meta["reused"] else f"built in {self.meta['build_seconds']:.1f} s"
         log.info("AV-MNIST %s: %s", verb, folder)
-        arrays = {name: torch.from_numpy(np.load(folder / f"{name}.npy", mmap_mode="c")) for name in ("image", "audio", "label")}
+        arrays = {name: torch.from_numpy(np.load(folder / f"{name}.npy", mmap_mode="c")) for name in ARRAYS}
         out, lo = {}, 0
         for split, n in self.meta["sizes"].items():
             sel = slice(lo, lo + n)

@@ -29,8 +29,10 @@ choices this module makes where the recipe is silent or unavailable:
 * **split** — MNIST train rows 0-54,999 train, 55,000-59,999 validation,
   the 10,000 MNIST test rows test.
 
-Everything is vectorised: the spectrograms of a chunk of samples come from one
-gather of frame indices and one batched ``torch.fft.rfft``. The result is cached
+Everything is vectorised: each take's clean frames are transformed once (the
+DFT is linear); per chunk of samples, the noise frames are gathered from a
+strided view of the noise bank and transformed by one matrix product
+(:func:`spectrograms`). The result is cached
 under ``cache_dir/avmnist-<key>/`` as ``.npy`` files (memory-mappable) plus
 ``meta.json``; ``key`` hashes the recipe and the input files' contents, and
 ``meta.json`` (written last, the folder moved into place atomically) marks a
@@ -53,7 +55,7 @@ import numpy as np
 import torch
 
 from mmrefine.data.download import FSDD_COUNT, MNIST_FILES, sha256
-from mmrefine.data.paths import default_cache_dir
+from mmrefine.data.paths import default_cache_dir, require_data_root
 from mmrefine.data.sources import FSDD_RATE, fsdd_files, read_idx, read_wav
 from mmrefine.errors import ConfigError, DataError
 
@@ -134,7 +136,7 @@ def cache_key(root: Path, recipe: AVMNISTRecipe) -> str:
     h = hashlib.sha256(json.dumps(recipe.as_json(), sort_keys=True).encode())
     for p in mnist + wavs:
         h.update(p.name.encode())
-        h.update(hashlib.sha256(p.read_bytes()).digest() if p.suffix == ".wav" else bytes.fromhex(sha256(p)))
+        h.update(bytes.fromhex(sha256(p)))
     return h.hexdigest()
 
 
@@ -331,8 +333,6 @@ def build_from_cli(data_root: str | None, cache_dir: str | None, settings: list[
     """``mmrefine data build avmnist``: ``settings`` are ``KEY=VALUE`` recipe fields."""
     import yaml
 
-    from mmrefine.data.paths import resolve_data_root
-
     fields = {f.name: f for f in dataclasses.fields(AVMNISTRecipe)}
     kwargs = {}
     for item in settings:
@@ -340,9 +340,6 @@ def build_from_cli(data_root: str | None, cache_dir: str | None, settings: list[
         if not sep or key not in fields:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE with KEY one of {sorted(fields)}")
         kwargs[key] = yaml.safe_load(value)
-    root = resolve_data_root(data_root)
-    if root is None:
-        raise DataError("no data root: pass --data-root or set $MMREFINE_DATA")
-    folder, meta = build(root, AVMNISTRecipe(**kwargs), cache_dir, force)
+    folder, meta = build(require_data_root(data_root, "avmnist"), AVMNISTRecipe(**kwargs), cache_dir, force)
     return {"folder": str(folder), "reused": meta["reused"], "build_seconds": meta["build_seconds"], "sizes": meta["sizes"],
             "key": meta["key"], "content_sha256": meta["content_sha256"]}

@@ -24,12 +24,18 @@ def resolve_data_root(root: str | os.PathLike | None) -> Path | None:
 def dataset_folder(root: str | os.PathLike | None, name: str) -> Path:
     """``ROOT/name`` when that folder exists, else ``ROOT`` itself (a user may
     point straight at the dataset's folder); raises when no root is known."""
+    base = require_data_root(root, name)
+    return base / name if (base / name).is_dir() else base
+
+
+def require_data_root(root: str | os.PathLike | None, name: str) -> Path:
+    """The resolved data root; raises naming ``name`` when none is known."""
     from mmrefine.errors import DataError
 
     base = resolve_data_root(root)
     if base is None:
         raise DataError(f"no data root for '{name}': pass data.root or --data-root, or set $MMREFINE_DATA")
-    return base / name if (base / name).is_dir() else base
+    return base
 
 
 def default_cache_dir() -> Path:
