@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mmrefine-installed
 DATA_ROOT ?= ../shared/data
 
-.PHONY: install demo test clean
+.PHONY: install demo test lint clean
 
 install: $(STAMP)
 
@@ -20,7 +20,11 @@ demo: $(STAMP)
 	$(VENV)/bin/mmrefine demo --config configs/demo.yaml --out runs/demo --fresh
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check mmrefine tests benchmarks
 	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check mmrefine tests benchmarks
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache

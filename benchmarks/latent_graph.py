@@ -1,4 +1,4 @@
-"""Latent-graph recovery error against fused width k (seed 001, Theorem 4.1, appendix A.6).
+"""Latent-graph recovery error against fused width k (Refiner, Sankaran et al., Theorem 4.1, appendix A.6).
 
 For m in {64, 128, 512}: a random symmetric 0/1 adjacency A (ones on the
 diagonal), features of width d = 2m, linear fusion E = W A F with W (k x m),

@@ -1,4 +1,4 @@
-"""Parameter counts of the seeds' architectures at the papers' settings, beside
+"""Parameter counts of the papers' architectures at the papers' settings, beside
 the published figures.
 
 Input widths are those of the CMU-MOSI / MOSEI aligned features used by MulT and
@@ -32,9 +32,9 @@ def architecture(name: str, **over) -> torch.nn.Module:
 
 def main() -> None:
     rows = [
-        ("MulT (configs/models/mult_paper.yaml)", count(architecture("mult")), "1,071,211 (seed 003, Table 7)"),
+        ("MulT (configs/models/mult_paper.yaml)", count(architecture("mult")), "1,071,211 (Guo et al., Table 7)"),
         ("MulT-GMU (fusion: gmu, gmu_dim 64)", count(architecture("mult", fusion="gmu")), "-"),
-        ("UCRN (configs/models/ucrn_paper.yaml, cross_mode concat)", count(architecture("ucrn")), "422,401 trimodal, 211,681 bimodal (seed 003, Table 7)"),
+        ("UCRN (configs/models/ucrn_paper.yaml, cross_mode concat)", count(architecture("ucrn")), "422,401 trimodal, 211,681 bimodal (Guo et al., Table 7)"),
         ("UCRN, cross_layers 1", count(architecture("ucrn", cross_layers=1)), "-"),
         ("UCRN, cross_mode tokens", count(architecture("ucrn", cross_mode="tokens")), "-"),
     ]

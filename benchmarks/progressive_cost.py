@@ -50,7 +50,7 @@ def main() -> None:
         cfg = load_config("configs/mfeat.yaml", data={"model": {"fusion": {"name": "gmu", "out_dim": 128}, "progressive": prog}})
         torch.manual_seed(0)
         dm = build_datamodule(cfg)
-        models["base" if r == 0 else f"R={r}"] = build_model(cfg, dm.schema, build_task(cfg, 10)).eval()
+        models["base" if r == 0 else f"R={r}"] = build_model(cfg, dm.schema, build_task(cfg, dm)).eval()
     batch = dm.splits["test"].__getitems__(list(range(args.batch)))
     times = {k: [] for k in models}
     for _ in range(args.repeats):

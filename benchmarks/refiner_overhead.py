@@ -21,7 +21,8 @@ import time
 import torch
 
 from mmrefine.config import load_config
-from mmrefine.training.builders import build_datamodule, build_model, build_task, inference_model
+from mmrefine.core.protocols import inference_model
+from mmrefine.training.builders import build_datamodule, build_model, build_task
 from mmrefine.training.module import MultimodalModule
 
 
@@ -68,17 +69,18 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)  # denormal weights/activations would make timings depend on training history
     fusion = {"concat": {"name": "concat", "hidden": [128]}, "gmu": {"name": "gmu", "out_dim": 128}}[args.fusion]
+    decoder = {"hidden": args.decoder_hidden}
     variants = {
-        "base": {},
-        "refiner (cosine)": {"refiner": {"enabled": True, "decoder_hidden": args.decoder_hidden}},
-        "refiner + MS": {"refiner": {"enabled": True, "ms_weight": 0.1, "decoder_hidden": args.decoder_hidden}},
+        "base": None,
+        "refiner (cosine)": {"decoder": decoder},
+        "refiner + MS": {"decoder": decoder, "ms": {"weight": 0.1}},
     }
     modules = {}
-    for name, over in variants.items():
-        cfg = load_config("configs/mfeat.yaml", data={**over, "model": {"fusion": fusion}})
+    for name, refiner in variants.items():
+        cfg = load_config("configs/mfeat.yaml", data={"model": {"fusion": fusion, "refiner": refiner}})
         torch.manual_seed(0)
         dm = build_datamodule(cfg)
-        task = build_task(cfg, dm.num_outputs)
+        task = build_task(cfg, dm)
         modules[name] = MultimodalModule(build_model(cfg, dm.schema, task), task, cfg.optim, schema=dm.schema)
     batch = dm.splits["train"].__getitems__(list(range(args.batch)))
     results: dict[str, list[float]] = {k: [] for k in modules}

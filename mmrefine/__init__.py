@@ -2,10 +2,23 @@
 
 Modules take ``dict[str, Tensor]`` keyed by modality and return NamedTuples, so
 internals (GMU gates, attention weights, per-modality features) stay visible.
+The contract every model meets is in :mod:`mmrefine.core`; the layers of the
+package are drawn in ``docs/architecture.md``.
 """
 
-from mmrefine.errors import BatchError, CheckpointMismatchError, ConfigError, DataError
+from mmrefine.core.errors import (
+    BatchError,
+    CheckpointMismatchError,
+    ConfigError,
+    ContractError,
+    DataError,
+    MMRefineError,
+    RunError,
+)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-__all__ = ["BatchError", "CheckpointMismatchError", "ConfigError", "DataError", "__version__"]
+__all__ = [
+    "BatchError", "CheckpointMismatchError", "ConfigError", "ContractError", "DataError", "MMRefineError", "RunError",
+    "__version__",
+]

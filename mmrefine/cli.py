@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from mmrefine.errors import MMRefineError
+from mmrefine.core.errors import MMRefineError
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", help="sweep: the variant p-values and robustness compare against")
     p.add_argument("--metric", help="sweep: the metric to summarise (default: the first test metric)")
     p = sub.add_parser("sweep", help="N seeds x M variants, resumable; prints mean ± std and Welch p-values")
-    p.add_argument("--config", "-c", required=True, help="sweep YAML (see mmrefine.evaluation.sweep)")
+    p.add_argument("--config", "-c", required=True, help="sweep YAML (see mmrefine.experiments.sweep)")
     p.add_argument("--out", required=True)
     p.add_argument("--seeds", type=int, nargs="+")
     p.add_argument("--epochs", type=int)
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     show_progress_notes()
     try:
         if args.command == "demo":
-            from mmrefine.demo import run_demo
+            from mmrefine.experiments.demo import run_demo
 
             run_demo(args.config, args.out, args.seeds, args.epochs, args.fresh)
             return 0
@@ -113,12 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{args.name}: complete under {args.data_root}")
             return 0
         if args.command == "report":
-            from mmrefine.evaluation.report import write_report
+            from mmrefine.experiments.report import write_report
 
             print(write_report(args.directory, args.baseline, args.metric))
             return 0
         if args.command == "sweep":
-            from mmrefine.evaluation.sweep import load_sweep, run_sweep, summarize
+            from mmrefine.experiments.sweep import load_sweep, run_sweep, summarize
 
             sweep = load_sweep(args.config)
             records = run_sweep(args.config, args.out, args.seeds, args.epochs)

@@ -16,13 +16,14 @@ import dataclasses
 import difflib
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
 import yaml
 
-from mmrefine.errors import ConfigError
+from mmrefine.core.errors import ConfigError
 
 
 @dataclass
@@ -32,6 +33,10 @@ class ModelConfig:
     :class:`~mmrefine.refine.ProgressiveFusion`) wraps them in Progressive Fusion.
     ``architecture`` (``{name: ucrn | mult | early_fusion_transformer, ...}``)
     replaces encoders + fusion + head by a complete architecture.
+    ``refiner`` (keyword arguments of :class:`~mmrefine.refine.Refiner`:
+    ``{loss: {name, margin}, gamma, decoder: {hidden}, projection: {dim, learn},
+    detach_targets, ms: {weight, alpha, beta, base, epsilon}}``) wraps the
+    result in a Refiner; ``null`` (the default) trains without one.
     ``encoders.<modality>: null`` removes an entry a base file set (for a run on
     fewer modalities: ``--set model.encoders.image=null``)."""
 
@@ -42,28 +47,10 @@ class ModelConfig:
     head_dropout: float = 0.0
     progressive: Union[dict, None] = None
     architecture: Union[dict, None] = None
+    refiner: Union[dict, None] = None
 
     def __post_init__(self) -> None:
         self.encoders = {m: spec for m, spec in self.encoders.items() if spec is not None}
-
-
-@dataclass
-class RefinerConfig:
-    """Keyword arguments of :class:`mmrefine.refine.Refiner` (used when ``enabled``)."""
-
-    enabled: bool = False
-    loss: str = "cosine"
-    gamma: Union[float, dict[str, float]] = 0.1
-    decoder_hidden: Union[int, None] = None
-    projection_dim: Union[int, None] = None
-    learn_projection: bool = True
-    detach_targets: bool = False
-    margin: float = 0.0
-    ms_weight: float = 0.0
-    ms_alpha: float = 2.0
-    ms_beta: float = 50.0
-    ms_base: float = 0.5
-    ms_epsilon: float = 0.1
 
 
 @dataclass
@@ -114,10 +101,9 @@ class PretrainConfig:
 class ExperimentConfig:
     seed: int = 0
     run_dir: str = "runs/experiment"
-    task: dict = field(default_factory=lambda: {"name": "classification"})
+    task: Union[dict, None] = None  # None: the task the dataset provides
     data: dict = field(default_factory=lambda: {"name": "mfeat"})
     model: ModelConfig = field(default_factory=ModelConfig)
-    refiner: RefinerConfig = field(default_factory=RefinerConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
@@ -250,4 +236,70 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), d
     raw = dict(data or {})
     if path is not None:
         raw = deep_merge(read_yaml(path), raw)
-    return from_dict(ExperimentConfig, apply_overrides(raw, overrides))
+    return from_dict(ExperimentConfig, migrate_legacy(apply_overrides(raw, overrides)))
+
+
+# --------------------------------------------------------------------------- older forms
+
+_LEGACY_REFINER = {
+    "enabled", "loss", "gamma", "decoder_hidden", "projection_dim", "learn_projection", "detach_targets", "margin",
+    "ms_weight", "ms_alpha", "ms_beta", "ms_base", "ms_epsilon",
+}
+
+
+def legacy_refiner_spec(old: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``model.refiner`` spec equivalent to a pre-0.2 top-level ``refiner:``
+    section (``enabled``, ``loss``, ``margin``, ``ms_weight``, ...); None when disabled."""
+    unknown = sorted(set(old) - _LEGACY_REFINER)
+    if unknown:
+        raise ConfigError(f"unknown config key 'refiner.{unknown[0]}'; the Refiner is now configured under model.refiner")
+    enabled = old.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"refiner.enabled: expected true/false, got {enabled!r}")
+    if not enabled:
+        if old.get("ms_weight", 0) > 0:
+            raise ConfigError("refiner.ms_weight is set but refiner.enabled is false: it would do nothing")
+        return None
+    spec: dict[str, Any] = {}
+    loss = old.get("loss", "cosine")
+    spec["loss"] = {"name": loss, "margin": old["margin"]} if "margin" in old and loss == "contrastive" else loss
+    for key in ("gamma", "detach_targets"):
+        if key in old:
+            spec[key] = old[key]
+    if old.get("decoder_hidden") is not None:
+        spec["decoder"] = {"hidden": old["decoder_hidden"]}
+    if old.get("projection_dim") is not None:
+        spec["projection"] = {"dim": old["projection_dim"], "learn": old.get("learn_projection", True)}
+    if old.get("ms_weight", 0) > 0:
+        spec["ms"] = {"weight": old["ms_weight"]} | {k[3:]: old[k] for k in ("ms_alpha", "ms_beta", "ms_base", "ms_epsilon") if k in old}
+    return spec
+
+
+def migrate_legacy(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Rewrite older config forms into the current one, warning with the new form.
+
+    A top-level ``refiner:`` section (``enabled: true, loss, ms_weight, ...``)
+    becomes ``model.refiner``; setting both is an error."""
+    out = dict(raw)
+    if "refiner" not in out:
+        return out
+    old = out.pop("refiner")
+    if old is None:
+        return out
+    if not isinstance(old, Mapping):
+        raise ConfigError(f"refiner: expected a mapping, got {old!r}")
+    spec = legacy_refiner_spec(old)
+    model = dict(out.get("model") or {})
+    if spec is not None and model.get("refiner") is not None:
+        raise ConfigError("the Refiner is set twice: in the old top-level 'refiner:' section and in model.refiner; keep model.refiner")
+    if spec is not None:
+        model["refiner"] = spec
+        out["model"] = model
+    new_form = yaml.safe_dump({"model": {"refiner": spec}}, default_flow_style=None, sort_keys=False).strip()
+    warnings.warn(
+        "the top-level 'refiner:' section is deprecated and was read as:\n" + new_form
+        + "\nwrite it this way in your config",
+        FutureWarning,
+        stacklevel=3,
+    )
+    return out

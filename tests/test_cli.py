@@ -5,14 +5,13 @@ import pytest
 import yaml
 
 from mmrefine.cli import main
-from mmrefine.demo import run_demo
+from mmrefine.experiments.demo import run_demo
 
 REPO = Path(__file__).resolve().parents[1]
 
 SMALL = {
     "data": {"name": "mfeat", "views": ["fou", "zer"]},
-    "model": {"default_encoder": {"name": "mlp", "hidden": [32], "out_dim": 16}, "fusion": {"name": "gmu", "out_dim": 16}},
-    "refiner": {"enabled": True},
+    "model": {"default_encoder": {"name": "mlp", "hidden": [32], "out_dim": 16}, "fusion": {"name": "gmu", "out_dim": 16}, "refiner": {}},
     "trainer": {"max_epochs": 2, "progress_bar": False, "accelerator": "cpu", "devices": 1},
 }
 

@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmrefine.core.errors import ConfigError, DataError
 from mmrefine.data.avmnist_build import ARRAYS, AVMNISTRecipe, build
 from mmrefine.data.datamodule import MultimodalDataModule
 from mmrefine.data.dataset import TensorMultimodalDataset
 from mmrefine.data.paths import dataset_folder, require_data_root
 from mmrefine.data.registry import DATASETS
-from mmrefine.errors import ConfigError, DataError
+from mmrefine.data.settings import DataSettings
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,16 @@ def _load(path: Path, shape_tail: tuple[int, ...] | None = None) -> np.ndarray:
 @DATASETS.register("avmnist_npy")
 class AVMNISTNpyDataModule(MultimodalDataModule):
     """See module docstring. ``root`` is the folder holding the ``.npy`` files
-    (default: ``avmnist/`` under the data root)."""
+    (default: ``avmnist/`` under the data root).
 
-    def __init__(self, root: str | None = None, val_size: int = 5000, batch_size: int = 64, eval_batch_size: int | None = None,
-                 num_workers: int = 0, labelled_fraction: float = 1.0, split_seed: int = 0) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, labelled_fraction, split_seed)
-        self.root, self.val_size = root, val_size
+    Args:
+        val_size: the last ``val_size`` training samples form the validation split.
+        settings: loader settings shared by every dataset (:class:`~mmrefine.data.DataSettings`).
+    """
+
+    def __init__(self, val_size: int = 5000, settings: DataSettings | None = None) -> None:
+        super().__init__(settings)
+        self.val_size = val_size
 
     @property
     def num_outputs(self) -> int:
@@ -92,21 +97,30 @@ class AVMNISTDataModule(MultimodalDataModule):
     float in [0, 1]); any non-empty subset. ``val_speakers`` (e.g. ``[lucas]``)
     gives validation its own FSDD speakers instead of the training speakers' takes. The first load builds the cache
     (about 30 s on 2 CPU cores) and logs the time; later loads memory-map it.
-    ``cache_dir`` defaults to ``$MMREFINE_CACHE`` or ``~/.cache/mmrefine``."""
+    ``cache_dir`` defaults to ``$MMREFINE_CACHE`` or ``~/.cache/mmrefine``.
+
+    Args:
+        cache_dir: where built arrays are cached (None: ``$MMREFINE_CACHE`` or ``~/.cache/mmrefine``).
+        modalities: a non-empty subset of ``image``, ``audio``.
+        pca_components: k, the PCA components kept in the images.
+        snr_db: signal-to-noise ratio of the noise mixed into the audio.
+        build_seed: seed of the pairing and the noise.
+        limit: build only this many samples per split (quick tests).
+        val_speakers: give validation these FSDD speakers' takes (default: the training speakers').
+        settings: loader settings shared by every dataset (:class:`~mmrefine.data.DataSettings`).
+    """
 
     MODALITIES = ("image", "audio")
 
-    def __init__(self, root: str | None = None, cache_dir: str | None = None, modalities: list[str] | None = None,
+    def __init__(self, cache_dir: str | None = None, modalities: list[str] | None = None,
                  pca_components: int = 4, snr_db: float = AVMNISTRecipe.snr_db, build_seed: int = 0, limit: int | None = None,
-                 val_speakers: list[str] | None = None,
-                 batch_size: int = 64, eval_batch_size: int | None = None, num_workers: int = 0,
-                 labelled_fraction: float = 1.0, split_seed: int = 0) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, labelled_fraction, split_seed)
+                 val_speakers: list[str] | None = None, settings: DataSettings | None = None) -> None:
+        super().__init__(settings)
         mods = list(modalities) if modalities is not None else list(self.MODALITIES)
         unknown = [m for m in mods if m not in self.MODALITIES]
         if unknown or not mods:
             raise ConfigError(f"data.modalities: unknown {unknown}; choose a non-empty subset of {list(self.MODALITIES)}")
-        self.root, self.cache_dir, self.mods = root, cache_dir, mods
+        self.cache_dir, self.mods = cache_dir, mods
         self.recipe = AVMNISTRecipe(pca_components=pca_components, snr_db=snr_db, seed=build_seed, limit=limit,
                                     val_speakers=tuple(val_speakers or ()))
         self.meta: dict = {}

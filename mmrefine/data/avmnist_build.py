@@ -54,10 +54,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmrefine.core.errors import ConfigError, DataError
 from mmrefine.data.download import FSDD_COUNT, MNIST_FILES, sha256
 from mmrefine.data.paths import default_cache_dir, require_data_root
 from mmrefine.data.sources import FSDD_RATE, fsdd_files, read_idx, read_wav
-from mmrefine.errors import ConfigError, DataError
 
 FORMAT_VERSION = 2
 SPLIT_SIZES = {"train": 55_000, "val": 5_000, "test": 10_000}

@@ -8,7 +8,7 @@ A batch holds, for B samples:
 * ``labels``: ``(B,)`` class indices, ``(B, C)`` multi-hot or ``(B, D)`` targets,
   or ``None`` for unlabelled data.
 
-Validation (:meth:`BatchSchema.validate`) raises :class:`~mmrefine.errors.BatchError`
+Validation (:meth:`BatchSchema.validate`) raises :class:`~mmrefine.core.errors.BatchError`
 naming the offending modality for: an unknown or missing modality, a wrong
 per-sample shape or a non-floating dtype, NaN or Inf among present samples, a
 mask of the wrong shape or dtype, and labels whose length differs from B.
@@ -22,7 +22,8 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from mmrefine.errors import BatchError
+from mmrefine.core.errors import BatchError
+from mmrefine.core.mask import full_mask, zero_absent  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -168,13 +169,3 @@ def collate_samples(samples: Sequence[Mapping[str, Any]], modalities: Sequence[s
             raise BatchError("some samples have a label and others do not")
         labels = torch.stack([torch.as_tensor(s["label"]) for s in samples])
     return MultimodalBatch(inputs, mask, labels)
-
-
-def zero_absent(x: Tensor, keep: Tensor) -> Tensor:
-    """``x`` with the samples where ``keep`` (shape ``(B,)``) is False set to zero."""
-    return x * keep.reshape(-1, *([1] * (x.dim() - 1))).to(x.dtype)
-
-
-def full_mask(inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """A mask with every modality present."""
-    return {m: torch.ones(x.shape[0], dtype=torch.bool, device=x.device) for m, x in inputs.items()}

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from mmrefine.core.errors import DataError
 from mmrefine.data.batch import BatchSchema
 from mmrefine.data.dataset import EpochShuffleSampler, TensorMultimodalDataset, collate
-from mmrefine.errors import ConfigError
+from mmrefine.data.settings import DataSettings
 
 
 def stratified_fraction(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -38,28 +39,31 @@ def stratified_fraction(labels: np.ndarray, fraction: float, seed: int) -> np.nd
 
 
 class MultimodalDataModule(L.LightningDataModule):
-    """See module docstring. ``task`` and ``num_outputs`` describe the labels."""
+    """See module docstring.
+
+    ``task`` names the task the labels are for (``classification``,
+    ``multilabel``, ``regression``; the experiment's task is checked against
+    it) and ``num_outputs`` their width; ``default_settings`` are the loader
+    settings used when a config gives none.
+
+    Args:
+        settings: loader settings (:class:`~mmrefine.data.settings.DataSettings`);
+            None: the class's ``default_settings``.
+    """
 
     task: str = "classification"
+    default_settings: DataSettings = DataSettings()
 
-    def __init__(
-        self,
-        batch_size: int = 64,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        labelled_fraction: float = 1.0,
-        split_seed: int = 0,
-    ) -> None:
+    def __init__(self, settings: DataSettings | None = None) -> None:
         super().__init__()
-        if not 0.0 < labelled_fraction <= 1.0:
-            raise ConfigError(f"labelled_fraction must be in (0, 1], got {labelled_fraction}")
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be positive, got {batch_size}")
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or max(batch_size, 256)
-        self.num_workers = num_workers
-        self.labelled_fraction = labelled_fraction
-        self.split_seed = split_seed
+        self.settings = settings if settings is not None else type(self).default_settings
+        s = self.settings
+        self.batch_size = s.batch_size
+        self.eval_batch_size = s.eval_batch_size or max(s.batch_size, 256)
+        self.num_workers = s.num_workers
+        self.labelled_fraction = s.labelled_fraction
+        self.split_seed = s.split_seed
+        self.root = s.root
         self.shuffle_seed = 0
         self._splits: dict[str, TensorMultimodalDataset] | None = None
 
@@ -79,7 +83,7 @@ class MultimodalDataModule(L.LightningDataModule):
             self._splits = self.load()
             missing = {"train", "val", "test"} - set(self._splits)
             if missing:
-                raise ValueError(f"{type(self).__name__}.load() returned no {sorted(missing)} split")
+                raise DataError(f"{type(self).__name__}.load() returned no {sorted(missing)} split")
         return self._splits
 
     def setup(self, stage: str | None = None) -> None:
@@ -98,7 +102,8 @@ class MultimodalDataModule(L.LightningDataModule):
         train = self.splits["train"]
         if self.labelled_fraction >= 1.0:
             return train
-        assert train.labels is not None
+        if train.labels is None:
+            raise DataError("labelled_fraction < 1 needs a labelled training split")
         labels = train.labels.numpy()
         if labels.ndim != 1:
             rng = np.random.default_rng(self.split_seed)

@@ -23,7 +23,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmrefine.errors import ConfigError, DataError
+from mmrefine.core.errors import ConfigError, DataError
 
 MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 MNIST_FILES = {
@@ -127,7 +127,8 @@ def download(name: str, root: str | Path, base_url: str | None = None) -> Path:
                     for m in tar.getmembers():
                         if m.isfile() and "/recordings/" in m.name and m.name.endswith(".wav"):
                             src = tar.extractfile(m)
-                            assert src is not None
+                            if src is None:
+                                raise DataError(f"{FSDD_ARCHIVE}: cannot read {m.name}")
                             (staged / Path(m.name).name).write_bytes(src.read())
             except (tarfile.TarError, OSError, EOFError) as exc:
                 raise DataError(f"{FSDD_ARCHIVE}: corrupt archive ({exc})") from exc

@@ -20,11 +20,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from mmrefine.core.errors import ConfigError, DataError
 from mmrefine.data.datamodule import MultimodalDataModule
 from mmrefine.data.dataset import TensorMultimodalDataset
 from mmrefine.data.paths import dataset_folder
 from mmrefine.data.registry import DATASETS
-from mmrefine.errors import ConfigError, DataError
+from mmrefine.data.settings import DataSettings
 
 VIEWS: dict[str, int] = {"fou": 76, "fac": 216, "kar": 64, "pix": 240, "zer": 47, "mor": 6}
 BUNDLE = Path(__file__).with_name("assets") / "mfeat.npz"
@@ -62,7 +63,8 @@ def read_mfeat_csv(root: str | Path, views: Sequence[str] = tuple(VIEWS)) -> tup
             raise DataError(f"{path}: labels disagree with the other views' (rows must be in the same order)")
         labels = y.astype(np.int64)
         data[v] = arr[:, :-1]
-    assert labels is not None
+    if labels is None:
+        raise ConfigError("mfeat: choose at least one view")
     return data, labels
 
 
@@ -103,28 +105,30 @@ class MFeatDataModule(MultimodalDataModule):
     Fixed stratified split (``val``/``test`` fractions, ``split_seed``);
     per-view standardisation fitted on the training split only.
     ``root=None`` reads the bundled copy; otherwise the upstream CSVs.
+
+    Args:
+        views: a non-empty subset of the six views (default: all).
+        val: fraction of samples for validation.
+        test: fraction of samples for test.
+        standardize: z-score every view with training statistics.
+        settings: loader settings shared by every dataset (:class:`~mmrefine.data.DataSettings`). ``root``
+            None reads the bundled copy.
     """
 
     def __init__(
         self,
         views: list[str] | None = None,
-        root: str | None = None,
         val: float = 0.2,
         test: float = 0.2,
         standardize: bool = True,
-        batch_size: int = 64,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        labelled_fraction: float = 1.0,
-        split_seed: int = 0,
+        settings: DataSettings | None = None,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, labelled_fraction, split_seed)
+        super().__init__(settings)
         views = list(views) if views is not None else list(VIEWS)
         unknown = [v for v in views if v not in VIEWS]
         if unknown or not views:
             raise ConfigError(f"data.views: unknown view(s) {unknown}; choose a non-empty subset of {list(VIEWS)}")
         self.views = views
-        self.root = root
         self.val, self.test, self.standardize = val, test, standardize
 
     @property

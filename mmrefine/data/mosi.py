@@ -22,12 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmrefine.core.errors import ConfigError, DataError
 from mmrefine.data.datamodule import MultimodalDataModule
 from mmrefine.data.dataset import TensorMultimodalDataset
 from mmrefine.data.paths import dataset_folder, default_cache_dir
 from mmrefine.data.registry import DATASETS
+from mmrefine.data.settings import DataSettings
 from mmrefine.data.text_features import minilm_embeddings
-from mmrefine.errors import ConfigError, DataError
 
 WIDTHS = {"text": 100, "audio": 73, "video": 100}
 
@@ -51,23 +52,27 @@ def _read(path: Path, width: int | None = None) -> np.ndarray:
 
 @DATASETS.register("mosi")
 class MOSIDataModule(MultimodalDataModule):
-    """See module docstring. ``modalities``: any non-empty subset of text, audio, video."""
+    """See module docstring. ``modalities``: any non-empty subset of text, audio, video.
+
+    Args:
+        modalities: a non-empty subset of ``text``, ``audio``, ``video``.
+        val_videos: training videos held out for validation.
+        standardize: z-score every modality with training statistics.
+        text_features: ``given`` (the CSV features) or ``minilm`` (sentence embeddings of the transcripts).
+        cache_dir: cache of MiniLM embeddings.
+        settings: loader settings shared by every dataset (:class:`~mmrefine.data.DataSettings`).
+    """
 
     def __init__(
         self,
-        root: str | None = None,
         modalities: list[str] | None = None,
         val_videos: int = 10,
         standardize: bool = True,
-        batch_size: int = 64,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        labelled_fraction: float = 1.0,
-        split_seed: int = 0,
         text_features: str = "given",
         cache_dir: str | None = None,
+        settings: DataSettings | None = None,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, labelled_fraction, split_seed)
+        super().__init__(settings)
         mods = list(modalities) if modalities is not None else list(WIDTHS)
         unknown = [m for m in mods if m not in WIDTHS]
         if unknown or not mods:
@@ -76,7 +81,7 @@ class MOSIDataModule(MultimodalDataModule):
             raise ConfigError(f"data.text_features must be 'given' or 'minilm', got '{text_features}'")
         if text_features == "minilm" and "text" not in mods:
             raise ConfigError("data.text_features='minilm' needs the text modality in data.modalities")
-        self.root, self.mods, self.val_videos, self.standardize = root, mods, val_videos, standardize
+        self.mods, self.val_videos, self.standardize = mods, val_videos, standardize
         self.text_features, self.cache_dir = text_features, cache_dir
         self.transcripts: dict[str, list[str]] = {}
         self.videos: dict[str, np.ndarray] = {}

@@ -30,7 +30,7 @@ def dataset_folder(root: str | os.PathLike | None, name: str) -> Path:
 
 def require_data_root(root: str | os.PathLike | None, name: str) -> Path:
     """The resolved data root; raises naming ``name`` when none is known."""
-    from mmrefine.errors import DataError
+    from mmrefine.core.errors import DataError
 
     base = resolve_data_root(root)
     if base is None:

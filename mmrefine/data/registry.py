@@ -1,5 +1,5 @@
 """Registry of datasets (LightningDataModules) buildable from a config."""
 
-from mmrefine.registry import Registry
+from mmrefine.core.registry import Registry
 
 DATASETS: Registry = Registry("dataset")

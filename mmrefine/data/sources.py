@@ -4,7 +4,7 @@
 * Free Spoken Digit Dataset WAVs (``fsdd/recordings/{digit}_{speaker}_{take}.wav``),
   8 kHz mono 16-bit PCM, read with the standard library's :mod:`wave`.
 
-Every malformed input raises :class:`~mmrefine.errors.DataError` naming the file.
+Every malformed input raises :class:`~mmrefine.core.errors.DataError` naming the file.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmrefine.errors import DataError
+from mmrefine.core.errors import DataError
 
 FSDD_RATE = 8000
 

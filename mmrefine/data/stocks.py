@@ -1,4 +1,4 @@
-"""Stock sectors (seed 004, appendix "Financial Data Details"): each stock of a
+"""Stock sectors (Progressive Fusion, Shankar et al., appendix "Financial Data Details"): each stock of a
 sector is a modality; predict a target stock's next-period volatility.
 
 Input: ``ROOT/stocks/{TICKER}.csv.gz`` (``Date,High,Low,Open,Close,Volume,Adj Close``).
@@ -16,7 +16,7 @@ Tickers are aligned on the dates where all of them trade (inner join on ``Date``
   period only.
 
 The target stock need not be an input modality (``tickers`` may omit it);
-its dates still take part in the alignment. Sector lists are seed 004's. Tickers without a file raise an error naming them,
+its dates still take part in the alignment. Sector lists are those of Progressive Fusion (Shankar et al.). Tickers without a file raise an error naming them,
 unless ``on_missing: skip`` (the shared data lacks GSK, NVS, WBA and AMZN).
 """
 
@@ -28,11 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmrefine.core.errors import ConfigError, DataError
 from mmrefine.data.datamodule import MultimodalDataModule
 from mmrefine.data.dataset import TensorMultimodalDataset
 from mmrefine.data.paths import dataset_folder
 from mmrefine.data.registry import DATASETS
-from mmrefine.errors import ConfigError, DataError
+from mmrefine.data.settings import DataSettings
 
 SECTORS: dict[str, list[str]] = {
     "fnb": ["CAG", "CPB", "DRI", "GIS", "HRL", "HSY", "K", "MCD", "MKC", "SBUX", "SJM", "TSN", "YUM"],
@@ -65,15 +66,26 @@ def read_prices(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 @DATASETS.register("stocks")
 class StocksDataModule(MultimodalDataModule):
-    """See module docstring. ``sector``: fnb, health or tech (or give ``tickers``)."""
+    """See module docstring. ``sector``: fnb, health or tech (or give ``tickers``).
+
+    Args:
+        sector: ``fnb``, ``health`` or ``tech``: the paper's ticker lists.
+        tickers: explicit tickers instead of a sector.
+        target: the ticker whose volatility is predicted (default: the first).
+        window: W, trading days per input window.
+        horizon: h, days over which the target volatility is measured.
+        train: fraction of dates for training (chronological).
+        val: fraction of dates for validation.
+        on_missing: ``error`` or ``skip`` for tickers without a file.
+        settings: loader settings shared by every dataset (:class:`~mmrefine.data.DataSettings`).
+    """
 
     task = "regression"
 
     def __init__(self, sector: str = "fnb", tickers: list[str] | None = None, target: str | None = None,
-                 root: str | None = None, window: int = 32, horizon: int = 5, train: float = 0.7, val: float = 0.15,
-                 on_missing: str = "error", batch_size: int = 64, eval_batch_size: int | None = None,
-                 num_workers: int = 0, labelled_fraction: float = 1.0, split_seed: int = 0) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, labelled_fraction, split_seed)
+                 window: int = 32, horizon: int = 5, train: float = 0.7, val: float = 0.15,
+                 on_missing: str = "error", settings: DataSettings | None = None) -> None:
+        super().__init__(settings)
         if tickers is None:
             if sector not in SECTORS:
                 raise ConfigError(f"data.sector must be one of {list(SECTORS)}, got '{sector}'")
@@ -82,7 +94,7 @@ class StocksDataModule(MultimodalDataModule):
             raise ConfigError(f"data.on_missing must be 'error' or 'skip', got '{on_missing}'")
         if window < 2 or horizon < 1 or not (0 < train < 1 and 0 < val < 1 and train + val < 1):
             raise ConfigError("data: need window >= 2, horizon >= 1, and 0 < train, val with train + val < 1")
-        self.tickers, self.target, self.root = list(tickers), target, root
+        self.tickers, self.target = list(tickers), target
         self.window, self.horizon, self.train_frac, self.val_frac, self.on_missing = window, horizon, train, val, on_missing
         self.dates: dict[str, np.ndarray] = {}
 

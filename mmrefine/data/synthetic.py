@@ -1,6 +1,6 @@
 """Seeded synthetic tasks of the papers.
 
-``lattice`` — seed 004's "fuse it or lose it" task. Modality ``function``
+``lattice`` — the "fuse it or lose it" task. Modality ``function``
 holds a smooth random function sampled on a lattice, ``x_d = f(d / D)`` for
 d = 0..D-1, a new function per sample::
 
@@ -11,14 +11,14 @@ random lattice index l. The label is the first non-zero decimal digit of
 ``x_l`` (1..9, stored as 0..8): easy when the two are combined early, hard when
 each modality is compressed before fusion.
 
-``generative`` — seed 004's generative regression model, for latent width d::
+``generative`` — Progressive Fusion's (Shankar et al.) generative regression model, for latent width d::
 
     Z ~ U[-2.5, 2.5]^d
     X_1 = lReLU(W_1 Z) - 2 |eta| sin(W_2 Z) + sigma_1 e_1
     X_2 = sin(W_2 Z) + sigma_2 e_2
     Y   = W_y Z + sigma_y e_y                  (e ~ N(0, I), W ~ N(0, 1/d))
 
-``latent_graph_problem`` — seed 001's linear latent-graph setting (Theorem 4.1,
+``latent_graph_problem`` — the Refiner paper's (Sankaran et al.) linear latent-graph setting (Theorem 4.1,
 appendix A.6): a symmetric 0/1 adjacency A with ones on the diagonal, features
 F (m x d), fusion W (k x m) and the fused embedding ``E = W A F``.
 """
@@ -30,11 +30,12 @@ import math
 import numpy as np
 import torch
 
+from mmrefine.core.errors import ConfigError
+from mmrefine.core.layers import sinusoidal_positions
 from mmrefine.data.datamodule import MultimodalDataModule
 from mmrefine.data.dataset import TensorMultimodalDataset
 from mmrefine.data.registry import DATASETS
-from mmrefine.encoders.sequence import sinusoidal_positions
-from mmrefine.errors import ConfigError
+from mmrefine.data.settings import DataSettings
 
 
 def first_nonzero_digit(x: np.ndarray) -> np.ndarray:
@@ -57,9 +58,13 @@ def smooth_functions(n: int, points: int, rng: np.random.Generator, harmonics: i
 class _Synthetic(MultimodalDataModule):
     """Splits of sizes ``n_train`` / ``n_val`` / ``n_test`` drawn from one seeded generator."""
 
-    def __init__(self, n_train: int, n_val: int, n_test: int, seed: int, batch_size: int, labelled_fraction: float,
-                 modalities: list[str] | None = None) -> None:
-        super().__init__(batch_size=batch_size, labelled_fraction=labelled_fraction, split_seed=seed)
+    default_settings = DataSettings(batch_size=128)
+
+    def __init__(self, n_train: int, n_val: int, n_test: int, seed: int, modalities: list[str] | None,
+                 settings: DataSettings | None) -> None:
+        super().__init__(settings)
+        if self.root is not None:
+            raise ConfigError(f"data.root: the {type(self).__name__} data are generated from a seed and read no files; remove root")
         self.keep = modalities
         if min(n_train, n_val, n_test) < 1:
             raise ConfigError("synthetic split sizes must be positive")
@@ -95,12 +100,24 @@ class _Synthetic(MultimodalDataModule):
 
 @DATASETS.register("lattice")
 class LatticeTask(_Synthetic):
-    """See module docstring (task ``lattice``); 9 classes."""
+    """See module docstring (task ``lattice``); 9 classes.
+
+    Args:
+        points: lattice size D (width of ``function``).
+        position_dim: width P of ``position``.
+        harmonics: sine harmonics of each random smooth function.
+        n_train: training samples.
+        n_val: validation samples.
+        n_test: test samples.
+        seed: seed of the generator (the data, not the training).
+        modalities: keep only these modalities.
+        settings: loader settings shared by every dataset (:class:`~mmrefine.data.DataSettings`).
+    """
 
     def __init__(self, points: int = 32, position_dim: int = 16, harmonics: int = 4, n_train: int = 20000, n_val: int = 2000,
-                 n_test: int = 5000, seed: int = 0, batch_size: int = 128, labelled_fraction: float = 1.0,
-                 modalities: list[str] | None = None) -> None:
-        super().__init__(n_train, n_val, n_test, seed, batch_size, labelled_fraction, modalities)
+                 n_test: int = 5000, seed: int = 0, modalities: list[str] | None = None,
+                 settings: DataSettings | None = None) -> None:
+        super().__init__(n_train, n_val, n_test, seed, modalities, settings)
         self.points, self.position_dim, self.harmonics = points, position_dim, harmonics
 
     @property
@@ -118,13 +135,30 @@ class LatticeTask(_Synthetic):
 
 @DATASETS.register("generative")
 class GenerativeTask(_Synthetic):
-    """See module docstring (task ``generative``); regression with one output."""
+    """See module docstring (task ``generative``); regression with one output.
+
+    Args:
+        latent_dim: width d of ``Z``.
+        dim1: width of ``X_1``.
+        dim2: width of ``X_2`` (must equal ``dim1``).
+        eta: weight of the shared sine term in ``X_1``.
+        sigma1: noise of ``X_1``.
+        sigma2: noise of ``X_2``.
+        sigma_y: noise of ``Y``.
+        n_train: training samples.
+        n_val: validation samples.
+        n_test: test samples.
+        seed: seed of the generator (the data, not the training).
+        modalities: keep only these modalities.
+        settings: loader settings shared by every dataset (:class:`~mmrefine.data.DataSettings`).
+    """
+
+    task = "regression"
 
     def __init__(self, latent_dim: int = 8, dim1: int = 16, dim2: int = 16, eta: float = 0.5, sigma1: float = 0.1,
                  sigma2: float = 0.5, sigma_y: float = 0.1, n_train: int = 5000, n_val: int = 1000, n_test: int = 2000,
-                 seed: int = 0, batch_size: int = 128, labelled_fraction: float = 1.0,
-                 modalities: list[str] | None = None) -> None:
-        super().__init__(n_train, n_val, n_test, seed, batch_size, labelled_fraction, modalities)
+                 seed: int = 0, modalities: list[str] | None = None, settings: DataSettings | None = None) -> None:
+        super().__init__(n_train, n_val, n_test, seed, modalities, settings)
         self.d, self.dim1, self.dim2 = latent_dim, dim1, dim2
         self.eta, self.sigma1, self.sigma2, self.sigma_y = eta, sigma1, sigma2, sigma_y
 

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mmrefine.errors import ConfigError, DataError
+from mmrefine.core.errors import ConfigError, DataError
 
 MINILM_DIM = 384
 

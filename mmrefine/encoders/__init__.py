@@ -1,7 +1,8 @@
 """Unimodal encoders ``G_m``; build them by name with ``ENCODERS.build``."""
 
+from mmrefine.core.layers import mlp
 from mmrefine.encoders.conv import LeNetEncoder
-from mmrefine.encoders.mlp import IdentityEncoder, MLPEncoder, mlp
+from mmrefine.encoders.mlp import IdentityEncoder, MLPEncoder
 from mmrefine.encoders.registry import ENCODERS
 from mmrefine.encoders.sequence import Conv1dEncoder, GRUEncoder, TransformerSequenceEncoder
 

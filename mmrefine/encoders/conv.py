@@ -2,7 +2,7 @@
 
 Layer i: ``Conv2d(c_{i-1}, c_i, k_i, padding=k_i // 2) -> ReLU -> MaxPool(pool)``;
 the final feature map is flattened (and optionally projected to ``out_dim``).
-Seed 004's AV-MNIST encoders are ``channels=[b, 2b, 4b, 8b]``, ``kernels=[5,3,3,3]``
+Progressive Fusion's (Shankar et al.) AV-MNIST encoders are ``channels=[b, 2b, 4b, 8b]``, ``kernels=[5,3,3,3]``
 (image, 28x28) and six layers with ``kernels=[5,3,3,3,3,3]`` (112x112 spectrogram):
 ``channels`` may be given as ``width`` (b) and ``layers`` for doubling widths.
 """
@@ -15,14 +15,25 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from mmrefine.core.errors import ConfigError
 from mmrefine.encoders.registry import ENCODERS
-from mmrefine.errors import ConfigError
 
 
 @ENCODERS.register("lenet")
 class LeNetEncoder(nn.Module):
     """See module docstring. Accepts ``(B, H, W)``, ``(B, C, H, W)`` or flat
-    ``(B, H*W)`` inputs (then ``image_shape`` gives ``(H, W)``)."""
+    ``(B, H*W)`` inputs (then ``image_shape`` gives ``(H, W)``).
+
+    Args:
+        input_shape: per-sample input shape (set by the builder from the data).
+        kernels: kernel size of each conv block.
+        channels: output channels per block (None: ``width * 2^i``).
+        width: channels of the first block when ``channels`` is None.
+        pool: max-pooling factor after each block.
+        image_shape: ``(H, W)`` of flat inputs.
+        out_dim: a final linear layer to this width (None: the flattened conv output).
+        global_pool: average over the remaining spatial positions instead of flattening.
+    """
 
     def __init__(
         self,

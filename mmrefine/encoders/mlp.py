@@ -7,27 +7,23 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
+from mmrefine.core.layers import mlp
 from mmrefine.encoders.registry import ENCODERS
-
-
-def mlp(dims: Sequence[int], dropout: float = 0.0, norm: bool = False, final_activation: bool = False) -> nn.Sequential:
-    """``Linear -> [LayerNorm] -> ReLU -> Dropout`` between consecutive ``dims``."""
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(dims) - 2 or final_activation:
-            if norm:
-                layers.append(nn.LayerNorm(b))
-            layers.append(nn.ReLU())
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-    return nn.Sequential(*layers)
 
 
 @ENCODERS.register("mlp")
 class MLPEncoder(nn.Module):
     """``F = MLP(flatten(x))``: hidden layers with ReLU (optional LayerNorm, dropout),
-    the last layer activated too so features are non-negative like a CNN's."""
+    the last layer activated too so features are non-negative like a CNN's.
+
+    Args:
+        input_shape: per-sample input shape (set by the builder from the data).
+        out_dim: width of ``F``.
+        hidden: hidden layer widths.
+        dropout: dropout after each activation.
+        norm: LayerNorm before each activation.
+        final_activation: apply ReLU (and norm/dropout) after the last layer too.
+    """
 
     def __init__(
         self,
@@ -49,7 +45,11 @@ class MLPEncoder(nn.Module):
 
 @ENCODERS.register("identity")
 class IdentityEncoder(nn.Module):
-    """``F = flatten(x)``: for precomputed features."""
+    """``F = flatten(x)``: for precomputed features.
+
+    Args:
+        input_shape: per-sample input shape (set by the builder from the data).
+    """
 
     def __init__(self, input_shape: Sequence[int]) -> None:
         super().__init__()

@@ -1,6 +1,6 @@
 """Registry of unimodal encoders. Every encoder takes ``input_shape`` (per-sample
 shape, supplied from the data) and exposes ``out_dim``."""
 
-from mmrefine.registry import Registry
+from mmrefine.core.registry import Registry
 
 ENCODERS: Registry = Registry("encoder")

@@ -5,14 +5,13 @@ Pooling over time: ``"last"`` takes the final step, ``"mean"`` averages all step
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
-import torch
 from torch import Tensor, nn
 
+from mmrefine.core.errors import ConfigError
+from mmrefine.core.layers import sinusoidal_positions
 from mmrefine.encoders.registry import ENCODERS
-from mmrefine.errors import ConfigError
 
 POOLINGS = ("last", "mean")
 
@@ -31,7 +30,15 @@ def _check(input_shape: Sequence[int | None], pooling: str, name: str) -> int:
 
 @ENCODERS.register("conv1d")
 class Conv1dEncoder(nn.Module):
-    """``h = ReLU(Conv1d(...))`` stacked over time (same padding), then pooled."""
+    """``h = ReLU(Conv1d(...))`` stacked over time (same padding), then pooled.
+
+    Args:
+        input_shape: per-sample input shape ``(T, d)`` (set by the builder from the data).
+        channels: output channels of each convolution; the last is ``out_dim``.
+        kernels: kernel size of each convolution (same padding).
+        pooling: ``mean`` or ``last`` over time.
+        dropout: dropout after each activation.
+    """
 
     def __init__(
         self,
@@ -62,7 +69,16 @@ class GRUEncoder(nn.Module):
     """``h_t = GRU(x_t, h_{t-1})``; output the pooled hidden states (both
     directions concatenated when bidirectional). ``"last"`` takes each
     direction's final state: step T for the forward pass, step 1 for the
-    backward pass (``h[:, -1]`` would hold a backward state that saw one step)."""
+    backward pass (``h[:, -1]`` would hold a backward state that saw one step).
+
+    Args:
+        input_shape: per-sample input shape (set by the builder from the data).
+        hidden: hidden width per direction.
+        layers: stacked GRU layers.
+        bidirectional: run both directions and concatenate them.
+        pooling: ``last`` (each direction's final state) or ``mean`` over time.
+        dropout: dropout between GRU layers.
+    """
 
     def __init__(
         self,
@@ -87,19 +103,19 @@ class GRUEncoder(nn.Module):
         return h.mean(1)
 
 
-def sinusoidal_positions(length: int, dim: int) -> Tensor:
-    """``PE[t, 2i] = sin(t / 10000^(2i/d))``, ``PE[t, 2i+1] = cos(...)``."""
-    pos = torch.arange(length, dtype=torch.float32)[:, None]
-    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    pe = torch.zeros(length, dim)
-    pe[:, 0::2] = torch.sin(pos * freq)
-    pe[:, 1::2] = torch.cos(pos * freq)[:, : dim // 2]
-    return pe
-
-
 @ENCODERS.register("transformer")
 class TransformerSequenceEncoder(nn.Module):
-    """``h = TransformerEncoder(W x + PE)`` (pre-LayerNorm), then pooled."""
+    """``h = TransformerEncoder(W x + PE)`` (pre-LayerNorm), then pooled.
+
+    Args:
+        input_shape: per-sample input shape (set by the builder from the data).
+        d_model: token width (``out_dim``).
+        heads: attention heads.
+        layers: encoder layers.
+        ff_mult: feed-forward width as a multiple of ``d_model``.
+        dropout: dropout in attention and feed-forward blocks.
+        pooling: ``mean`` or ``last`` over time.
+    """
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""Latent-graph recovery (seed 001, Theorem 4.1 and appendix A.6).
+"""Latent-graph recovery (Refiner, Sankaran et al., Theorem 4.1 and appendix A.6).
 
 Linear fusion of features ``F`` (m x d) through an unknown adjacency ``A``
 (m x m) and a fusion matrix ``W`` (k x m): ``E = W A F``. A linear refiner
@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from mmrefine.core.errors import ConfigError
 from mmrefine.data.synthetic import latent_graph_problem
 
 
 def recovery_error(m: int, k: int, seed: int = 0, p: float = 0.5, d: int | None = None) -> float:
     """Relative Frobenius error of the recovered adjacency (see module docstring)."""
     if not 1 <= k <= m:
-        raise ValueError(f"fused width k must be in [1, m={m}], got {k}")
+        raise ConfigError(f"fused width k must be in [1, m={m}], got {k}")
     prob = latent_graph_problem(m, k, d, p, seed)
     a, f, w, e = prob["A"], prob["F"], prob["W"], prob["E"]
     gamma = f @ np.linalg.pinv(e)

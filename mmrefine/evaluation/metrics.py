@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import torch
 import torchmetrics.functional as tmf
-from torchmetrics.functional.retrieval import retrieval_average_precision
 from torch import Tensor
+from torchmetrics.functional.retrieval import retrieval_average_precision
 
 
 def accuracy(pred: Tensor, target: Tensor) -> float:

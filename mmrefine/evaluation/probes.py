@@ -6,7 +6,7 @@ are tensors (GMU gates, attention weights), and, for Progressive Fusion, every
 step's unimodal representations. :func:`linear_probe` fits a logistic
 regression on training representations and returns test accuracy;
 :func:`probe_steps` does this for every modality at every unrolled step
-(seed 004, Fig. 13).
+(Progressive Fusion, Shankar et al., Fig. 13).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mmrefine.core.errors import DataError
+from mmrefine.core.protocols import HasGates, HasStepFeatures, HasWeights
 from mmrefine.data.batch import MultimodalBatch
 
 
@@ -51,17 +53,16 @@ def collect(model: nn.Module, batches: Iterable[MultimodalBatch]) -> Collected:
             for m, f in out.features.items():
                 feats.setdefault(m, []).append(f)
             internals = out.fusion
-            per_step = getattr(internals, "step_features", None)
-            if per_step is not None:
-                internals = internals.fusion
-                for t, sf in enumerate(per_step):
+            if isinstance(internals, HasStepFeatures):
+                for t, sf in enumerate(internals.step_features):
                     if len(steps) <= t:
                         steps.append({})
                     for m, f in sf.items():
                         steps[t].setdefault(m, []).append(f)
-            if getattr(internals, "gates", None) is not None:
+                internals = internals.fusion
+            if isinstance(internals, HasGates) and internals.gates is not None:
                 gates.append(internals.gates)
-            if getattr(internals, "weights", None) is not None:
+            if isinstance(internals, HasWeights) and internals.weights is not None:
                 weights.append(internals.weights)
     finally:
         model.train(was)
@@ -89,7 +90,8 @@ def linear_probe(x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tenso
 def probe_steps(train: Collected, test: Collected) -> dict[int, dict[str, float]]:
     """``{step: {modality: probe accuracy}}`` for a Progressive Fusion model
     (step 1 .. R); a plain model has one step, its features."""
-    assert train.labels is not None and test.labels is not None, "probes need labels"
+    if train.labels is None or test.labels is None:
+        raise DataError("linear probes need labels on both the training and the test representations")
     train_steps = train.step_features or [train.features]
     test_steps = test.step_features or [test.features]
     return {

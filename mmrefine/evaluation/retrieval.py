@@ -1,4 +1,4 @@
-"""Unimodal-query retrieval over fused embeddings (seed 001, Table 1 and A.8).
+"""Unimodal-query retrieval over fused embeddings (Refiner, Sankaran et al., Table 1 and A.8).
 
 A bank stores fused embeddings ``z_i`` with labels. A query is a unimodal
 feature ``F_m`` placed in the fused space (zero-padded when narrower, or mapped
@@ -14,12 +14,14 @@ from typing import Callable, Sequence
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmrefine.core.errors import ConfigError
+
 
 def to_fused_space(queries: Tensor, width: int, projection: Callable[[Tensor], Tensor] | None = None) -> Tensor:
     if projection is not None:
         return projection(queries)
     if queries.shape[1] > width:
-        raise ValueError(f"queries of width {queries.shape[1]} exceed the fused width {width}; pass a projection")
+        raise ConfigError(f"queries of width {queries.shape[1]} exceed the fused width {width}; pass a projection")
     return F.pad(queries, (0, width - queries.shape[1]))
 
 

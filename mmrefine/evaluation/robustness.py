@@ -1,11 +1,12 @@
 """Robustness to absent and noisy modalities.
 
-* :func:`missing_modality_metrics`: test metrics with chosen modalities absent;
-  :func:`nonempty_subsets` enumerates every non-empty subset to keep.
+* :func:`nonempty_subsets` enumerates every non-empty subset of modalities to
+  keep (the runs that test with the others absent are in
+  :mod:`mmrefine.experiments.sweep`).
 * Corruptions at level ``s`` in [0, 1] (seeded): ``gaussian``
   ``x + s * std(x) * N(0, 1)`` (std over the whole split), ``bernoulli``
   (UCRN) each value zeroed with probability ``s``.
-* :func:`relative_robustness`: seed 004's area between performance-vs-noise
+* :func:`relative_robustness`: Progressive Fusion's (Shankar et al., AAAI 2022) area between performance-vs-noise
   curves over an equally spaced grid (trapezoid rule, divided by the grid's
   span), ``tau = mean_s (perf_f(s) - perf_b(s))`` with error metrics negated,
   so positive means more robust than the baseline; :func:`scale_unit` maps a set
@@ -16,36 +17,16 @@
 from __future__ import annotations
 
 import itertools
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
-import lightning as L
 import numpy as np
 import torch
 
-from mmrefine.data.datamodule import MultimodalDataModule
-from mmrefine.data.batch import zero_absent
+from mmrefine.core.errors import ConfigError
+from mmrefine.core.mask import zero_absent
 from mmrefine.data.dataset import TensorMultimodalDataset, decode
-from mmrefine.errors import ConfigError
 
 CORRUPTIONS = ("gaussian", "bernoulli")
-
-
-def missing_modality_metrics(
-    trainer: L.Trainer,
-    module: L.LightningModule,
-    dm: MultimodalDataModule,
-    drops: Iterable[Sequence[str]],
-    split: str = "test",
-) -> dict[str, dict[str, float]]:
-    """Test metrics with each group of modalities in ``drops`` absent
-    (zeros, mask False), keyed by ``"-" + "+".join(group)``."""
-    out: dict[str, dict[str, float]] = {}
-    base = dm.splits[split]
-    for group in drops:
-        loader = dm.loader(base.with_missing(group))
-        res = trainer.test(module, dataloaders=loader, verbose=False)[0]
-        out["-" + "+".join(group)] = {k: float(v) for k, v in res.items()}
-    return out
 
 
 def nonempty_subsets(modalities: Sequence[str]) -> list[tuple[str, ...]]:
@@ -76,7 +57,7 @@ def relative_robustness(levels: Sequence[float], model: Sequence[float], baselin
     """``tau`` (see module docstring) over an equally spaced grid of ``levels``."""
     lv = np.asarray(levels, dtype=float)
     if len(lv) < 2 or not np.allclose(np.diff(lv), lv[1] - lv[0]):
-        raise ValueError("levels must be an equally spaced grid of at least two points")
+        raise ConfigError("noise levels must be an equally spaced grid of at least two points")
     diff = np.asarray(model, dtype=float) - np.asarray(baseline, dtype=float)
     if not higher_is_better:
         diff = -diff

@@ -15,11 +15,13 @@ from typing import Mapping, Sequence
 
 from scipy import stats
 
+from mmrefine.core.errors import ConfigError
+
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     n = len(values)
     if n == 0:
-        raise ValueError("no values")
+        raise ConfigError("mean_std: no values to summarise")
     m = sum(values) / n
     s = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
     return m, s
@@ -51,7 +53,7 @@ class Comparison:
 def compare(results: Mapping[str, Sequence[float]], baseline: str) -> list[Comparison]:
     """Mean ± std of every config and Welch's p-value against ``baseline``."""
     if baseline not in results:
-        raise KeyError(f"baseline '{baseline}' not among {list(results)}")
+        raise ConfigError(f"baseline '{baseline}' not among {list(results)}")
     rows = []
     for name, vals in results.items():
         m, s = mean_std(vals)

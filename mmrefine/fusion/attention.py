@@ -24,7 +24,13 @@ class AttentionOutput(NamedTuple):
 
 @FUSIONS.register("attention")
 class AttentionFusion(FusionModule):
-    """See module docstring."""
+    """See module docstring.
+
+    Args:
+        in_dims: ``{modality: feature width}``, in fusion order (set by the builder from the encoders).
+        out_dim: width of ``z`` (each modality is projected to it).
+        attn_dim: width of the scoring layer.
+    """
 
     def __init__(self, in_dims: Mapping[str, int], out_dim: int = 64, attn_dim: int = 64) -> None:
         super().__init__(in_dims)

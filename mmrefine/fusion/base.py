@@ -2,7 +2,7 @@
 
 A fusion module ``A`` maps ``{m: F_m}`` (each ``(B, d_m)``) and a presence mask
 ``{m: (B,) bool}`` to a NamedTuple whose first field ``fused`` is ``z`` of shape
-``(B, out_dim)``. Features of absent samples are zeroed before fusion; each
+``(B, out_dim)``. Features of absent samples are zeroed (by selection) before fusion; each
 module documents what absence means for its formula.
 """
 
@@ -13,8 +13,9 @@ from typing import Mapping
 import torch
 from torch import Tensor, nn
 
-from mmrefine.errors import BatchError
-from mmrefine.registry import Registry
+from mmrefine.core.errors import BatchError, ConfigError
+from mmrefine.core.mask import check_modalities, zero_absent
+from mmrefine.core.registry import Registry
 
 FUSIONS: Registry = Registry("fusion")
 
@@ -27,29 +28,22 @@ class FusionModule(nn.Module):
     def __init__(self, in_dims: Mapping[str, int]) -> None:
         super().__init__()
         if not in_dims:
-            raise BatchError("a fusion module needs at least one modality")
+            raise ConfigError("a fusion module needs at least one modality")
         self.in_dims: dict[str, int] = dict(in_dims)
         self.modalities: list[str] = list(in_dims)
 
     def prepare(self, features: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None) -> tuple[list[Tensor], Tensor]:
         """Return features in modality order with absent rows zeroed, and the
         float presence matrix ``P`` of shape ``(B, M)``."""
-        unknown = [k for k in features if k not in self.in_dims]
-        missing = [m for m in self.modalities if m not in features]
-        if unknown or missing:
-            raise BatchError(f"fusion expects modalities {self.modalities}; unknown {unknown}, missing {missing}")
+        mask = check_modalities("fusion", self.modalities, features, mask)
         feats = []
         for m in self.modalities:
             f = features[m]
             if f.dim() != 2 or f.shape[1] != self.in_dims[m]:
                 raise BatchError(f"fusion input '{m}': expected (B, {self.in_dims[m]}), got {tuple(f.shape)}")
             feats.append(f)
-        b = feats[0].shape[0]
-        if mask is None:
-            pres = feats[0].new_ones(b, len(feats))
-        else:
-            pres = torch.stack([mask[m].to(feats[0].dtype) for m in self.modalities], dim=1)
-            feats = [f * pres[:, i : i + 1] for i, f in enumerate(feats)]
+        feats = [zero_absent(f, mask[m]) for m, f in zip(self.modalities, feats)]
+        pres = torch.stack([mask[m] for m in self.modalities], dim=1).to(feats[0].dtype)
         return feats, pres
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Mapping, NamedTuple, Sequence
 
+import torch
 from torch import Tensor, nn
 
-import torch
-
-from mmrefine.encoders.mlp import mlp
+from mmrefine.core.layers import mlp
 from mmrefine.fusion.base import FUSIONS, FusionModule
 
 
@@ -20,7 +19,14 @@ class ConcatOutput(NamedTuple):
 @FUSIONS.register("concat")
 class ConcatFusion(FusionModule):
     """``z = MLP([F_1; ...; F_M])`` (``MLP`` = identity when ``hidden`` is empty
-    and ``out_dim`` is None). Absent modalities contribute zeros."""
+    and ``out_dim`` is None). Absent modalities contribute zeros.
+
+    Args:
+        in_dims: ``{modality: feature width}``, in fusion order (set by the builder from the encoders).
+        hidden: hidden widths of the MLP after concatenation.
+        out_dim: output width of the MLP (None with no ``hidden``: the plain concatenation).
+        dropout: dropout after each MLP activation.
+    """
 
     def __init__(
         self,

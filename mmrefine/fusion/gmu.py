@@ -7,7 +7,7 @@
 ``g_m`` are per-dimension gates in [0, 1] (returned), ``p_m`` the presence of
 modality m: an absent modality is zeroed in the gate input and its gate is 0.
 The bimodal reference code uses a single gate ``g`` and ``1 - g``; the N-ary
-form above (one gate per modality, as in MulT-GMU) is what seed 002 describes.
+form above (one gate per modality, as in MulT-GMU) is what the MulT-GMU paper (Rodríguez-Bribiesca et al., MAI 2021) describes.
 Following the reference, projections have no bias unless ``bias=True``.
 """
 
@@ -29,7 +29,14 @@ class GMUOutput(NamedTuple):
 
 @FUSIONS.register("gmu")
 class GMUFusion(FusionModule):
-    """See module docstring."""
+    """See module docstring.
+
+    Args:
+        in_dims: ``{modality: feature width}``, in fusion order (set by the builder from the encoders).
+        out_dim: width of ``z``, ``h_m`` and the gates.
+        bias: give the projections and gates a bias (the reference has none).
+        dropout: dropout on the features before projection and gating.
+    """
 
     def __init__(self, in_dims: Mapping[str, int], out_dim: int = 64, bias: bool = False, dropout: float = 0.0) -> None:
         super().__init__(in_dims)

@@ -7,6 +7,7 @@ from typing import Mapping, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from mmrefine.core.errors import ConfigError
 from mmrefine.fusion.base import FUSIONS, FusionModule, masked_softmax
 
 
@@ -18,7 +19,12 @@ class LinearSumOutput(NamedTuple):
 @FUSIONS.register("linear_sum")
 class LinearSumFusion(FusionModule):
     """``z = sum_m p_m (W_m F_m + b_m)`` with ``p_m`` the presence of modality m
-    (an absent modality adds nothing, bias included)."""
+    (an absent modality adds nothing, bias included).
+
+    Args:
+        in_dims: ``{modality: feature width}``, in fusion order (set by the builder from the encoders).
+        out_dim: width of ``z``.
+    """
 
     def __init__(self, in_dims: Mapping[str, int], out_dim: int = 64) -> None:
         super().__init__(in_dims)
@@ -40,14 +46,19 @@ class WeightedSumOutput(NamedTuple):
 class WeightedSumFusion(FusionModule):
     """``z = sum_m w_m W_m F_m`` with ``w = softmax(theta)`` over the present
     modalities (learned scalars ``theta``; renormalised when some are absent).
-    ``W_m`` is the identity when ``out_dim`` is None and all widths agree."""
+    ``W_m`` is the identity when ``out_dim`` is None and all widths agree.
+
+    Args:
+        in_dims: ``{modality: feature width}``, in fusion order (set by the builder from the encoders).
+        out_dim: width of ``z`` (None: no projection; all widths must agree).
+    """
 
     def __init__(self, in_dims: Mapping[str, int], out_dim: int | None = 64) -> None:
         super().__init__(in_dims)
         if out_dim is None:
             widths = set(self.in_dims.values())
             if len(widths) != 1:
-                raise ValueError(f"weighted_sum without out_dim needs equal feature widths, got {self.in_dims}")
+                raise ConfigError(f"weighted_sum without out_dim needs equal feature widths, got {self.in_dims}")
             self.proj = nn.ModuleDict({m: nn.Identity() for m in self.modalities})
             out_dim = widths.pop()
         else:

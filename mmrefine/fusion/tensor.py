@@ -13,6 +13,7 @@ from typing import Mapping, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from mmrefine.core.errors import ConfigError
 from mmrefine.fusion.base import FUSIONS, FusionModule
 
 
@@ -29,13 +30,19 @@ class TensorFusionOutput(NamedTuple):
 class TensorFusion(FusionModule):
     """``z = W vec(F'_1 ⊗ F'_2 ⊗ ... ⊗ F'_M) + b`` (``W`` omitted when
     ``out_dim`` is None). The product has ``prod_m (d_m + 1)`` entries: keep the
-    feature widths small."""
+    feature widths small.
+
+    Args:
+        in_dims: ``{modality: feature width}``, in fusion order (set by the builder from the encoders).
+        out_dim: width of ``z`` (None: the flattened outer product itself).
+        max_size: refuse outer products with more entries than this.
+    """
 
     def __init__(self, in_dims: Mapping[str, int], out_dim: int | None = 64, max_size: int = 2_000_000) -> None:
         super().__init__(in_dims)
         size = math.prod(d + 1 for d in self.in_dims.values())
         if size > max_size:
-            raise ValueError(
+            raise ConfigError(
                 f"tensor fusion of widths {self.in_dims} has {size:,} entries (> max_size {max_size:,}); "
                 "use smaller encoders or low_rank_tensor"
             )
@@ -60,7 +67,13 @@ class LowRankTensorFusion(FusionModule):
     """``z = sum_r w_r prod_m (F'_m W_m^(r)) + b`` with factors
     ``W_m in R^{rank x (d_m+1) x out}`` (Xavier normal) held in an
     ``nn.ParameterList``, so they are registered, optimised and saved (the
-    MultiBench version keeps them in a Python list: on GPU they never train)."""
+    MultiBench version keeps them in a Python list: on GPU they never train).
+
+    Args:
+        in_dims: ``{modality: feature width}``, in fusion order (set by the builder from the encoders).
+        out_dim: width of ``z``.
+        rank: number of rank-one factors ``r``.
+    """
 
     def __init__(self, in_dims: Mapping[str, int], out_dim: int = 64, rank: int = 4) -> None:
         super().__init__(in_dims)

@@ -25,6 +25,8 @@ from pytorch_metric_learning import losses as pml_losses
 from pytorch_metric_learning import miners as pml_miners
 from torch import Tensor, nn
 
+from mmrefine.core.errors import BatchError
+
 
 def pair_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
     """Positive and negative ``(B, B)`` masks (diagonal excluded)."""
@@ -34,7 +36,7 @@ def pair_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
         y = (labels > 0).float()
         same = (y @ y.T) > 0
     else:
-        raise ValueError(f"labels must be (B,) or (B, C), got {tuple(labels.shape)}")
+        raise BatchError(f"labels must be (B,) or (B, C), got {tuple(labels.shape)}")
     eye = torch.eye(labels.shape[0], dtype=torch.bool, device=labels.device)
     return same & ~eye, ~same & ~eye
 
@@ -53,7 +55,15 @@ def mine_hard_pairs(sim: Tensor, pos: Tensor, neg: Tensor, epsilon: float) -> tu
 
 class MultiSimilarityLoss(nn.Module):
     """See module docstring. ``forward(embeddings, labels)``; ``mining=False``
-    uses every pair."""
+    uses every pair.
+
+    Args:
+        alpha: scale of the positive term.
+        beta: scale of the negative term.
+        base: the similarity offset ``lambda``.
+        epsilon: the mining margin.
+        mining: keep only hard pairs (Multi-Similarity mining); False uses every pair.
+    """
 
     def __init__(self, alpha: float = 2.0, beta: float = 50.0, base: float = 0.5, epsilon: float = 0.1, mining: bool = True) -> None:
         super().__init__()

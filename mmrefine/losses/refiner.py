@@ -1,4 +1,4 @@
-"""Self-supervised refiner losses ``C_m(R_m, T_m)`` (ReFNet, seeds 000/001).
+"""Self-supervised refiner losses ``C_m(R_m, T_m)`` (ReFNet, Sankaran et al.).
 
 Each takes ``reconstruction`` R and ``target`` T shaped ``(..., B, d)`` (one
 modality ``(B, d)``, or M modalities stacked ``(M, B, d)``), an optional
@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmrefine.registry import Registry
+from mmrefine.core.errors import BatchError
+from mmrefine.core.registry import Registry
 
 REFINER_LOSSES: Registry = Registry("refiner loss")
 
@@ -35,7 +36,7 @@ class RefinerLoss(nn.Module):
 
     def forward(self, reconstruction: Tensor, target: Tensor, mask: Tensor | None = None, dims: Tensor | None = None) -> Tensor:
         if reconstruction.shape != target.shape or reconstruction.dim() < 2:
-            raise ValueError(
+            raise BatchError(
                 f"refiner loss: reconstruction {tuple(reconstruction.shape)} and target {tuple(target.shape)} must be equal (..., B, d)"
             )
         w = torch.ones(reconstruction.shape[:-1], device=reconstruction.device) if mask is None else mask.to(reconstruction.dtype)
@@ -68,7 +69,12 @@ class MSERefinerLoss(RefinerLoss):
 
 @REFINER_LOSSES.register("contrastive")
 class ContrastiveRefinerLoss(RefinerLoss):
-    """``(1/B) sum_t sum_{k != t} max(0, margin + cos(R_k, T_t) - cos(R_t, T_t))``."""
+    """``(1/B) sum_t sum_{k != t} max(0, margin + cos(R_k, T_t) - cos(R_t, T_t))``.
+
+    Args:
+        margin: the hinge margin: another sample's decoding must be this much less similar to a target than
+            its own.
+    """
 
     def __init__(self, margin: float = 0.0) -> None:
         super().__init__()

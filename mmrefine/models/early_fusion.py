@@ -14,7 +14,7 @@ Tokens of absent modalities are masked out of attention. The output exposes
   (``fused_depth`` = k, MMF's ``average_k_from_last``), or the [CLS] state
   (``fused="cls"``);
 * per-modality features (the Refiner's targets) pool that modality's span
-  over the last layers (seed 001, Table 5), with ``s_l`` the span's token mean
+  over the last layers (Refiner, Sankaran et al., Table 5), with ``s_l`` the span's token mean
   and ``S_l`` its token sum at layer l:
 
   ======================  =======================  =======
@@ -35,9 +35,10 @@ from typing import Mapping, NamedTuple, Sequence
 import torch
 from torch import Tensor, nn
 
-from mmrefine.encoders.sequence import sinusoidal_positions
-from mmrefine.errors import ConfigError
-from mmrefine.models.fusion_model import ModelOutput, checked_mask
+from mmrefine.core.errors import ConfigError
+from mmrefine.core.layers import sinusoidal_positions
+from mmrefine.core.mask import check_modalities
+from mmrefine.core.output import ModelOutput
 from mmrefine.models.registry import ARCHITECTURES
 from mmrefine.models.transformer import as_sequence
 
@@ -72,7 +73,19 @@ def pool_span(hidden_states: Sequence[Tensor], token_mask: Tensor, span: tuple[i
 
 @ARCHITECTURES.register("early_fusion_transformer")
 class EarlyFusionTransformer(nn.Module):
-    """See module docstring."""
+    """See module docstring.
+
+    Args:
+        input_shapes: ``{modality: per-sample shape}`` (set by the builder from the data).
+        out_dim: number of outputs (set by the builder from the task).
+        d: token width.
+        heads: attention heads.
+        layers: transformer layers L.
+        dropout: dropout in attention and feed-forward blocks.
+        fused: ``mean`` (masked mean of present tokens) or ``cls``.
+        fused_depth: k, the layer ``L - k + 1`` whose tokens are averaged for ``mean``.
+        target_pooling: how Refiner targets pool a modality's span (see the table above).
+    """
 
     def __init__(
         self,
@@ -122,7 +135,7 @@ class EarlyFusionTransformer(nn.Module):
         return {m: 2 * self.d if self.target_pooling == "concat_last2" else self.d for m in self.modalities}
 
     def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ModelOutput:
-        mask = checked_mask("early-fusion transformer", self.modalities, inputs, mask)
+        mask = check_modalities("early-fusion transformer", self.modalities, inputs, mask)
         b = next(iter(inputs.values())).shape[0]
         parts, present = [self.cls.expand(b, 1, self.d)], [torch.ones(b, 1, dtype=torch.bool, device=self.cls.device)]
         for i, m in enumerate(self.modalities):

@@ -1,4 +1,4 @@
-"""MulT for N sequence modalities, with concat or GMU late fusion (seed 002).
+"""MulT for N sequence modalities, with concat or GMU late fusion (MulT-GMU, Rodríguez-Bribiesca et al., MAI 2021).
 
 For sequence modalities S (each ``(T_m, d_m)``)::
 
@@ -25,9 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmrefine.errors import ConfigError
+from mmrefine.core.errors import ConfigError
+from mmrefine.core.mask import check_modalities
+from mmrefine.core.output import ModelOutput
 from mmrefine.fusion.gmu import GMUFusion
-from mmrefine.models.fusion_model import ModelOutput, checked_mask
 from mmrefine.models.registry import ARCHITECTURES
 from mmrefine.models.transformer import CrossmodalTransformer
 
@@ -39,7 +40,23 @@ class MulTInternals(NamedTuple):
 @ARCHITECTURES.register("mult")
 class MulT(nn.Module):
     """See module docstring. Modalities whose input is a vector ``(d,)`` are the
-    "extra" non-sequence modalities; they need ``fusion="gmu"``."""
+    "extra" non-sequence modalities; they need ``fusion="gmu"``.
+
+    Args:
+        input_shapes: ``{modality: per-sample shape}`` (set by the builder from the data).
+        out_dim: number of outputs (set by the builder from the task).
+        d: width of every crossmodal transformer.
+        heads: attention heads.
+        layers: layers per crossmodal transformer.
+        fusion: ``concat`` (residual head over the concatenated last states) or ``gmu``.
+        gmu_dim: width of the GMU output.
+        attn_dropout: dropout on attention weights.
+        relu_dropout: dropout after the feed-forward activation.
+        res_dropout: dropout on residual branches.
+        embed_dropout: dropout on the scaled, position-encoded inputs.
+        out_dropout: dropout in the output head.
+        causal: mask future steps in self- and cross-attention.
+    """
 
     def __init__(
         self,
@@ -97,7 +114,7 @@ class MulT(nn.Module):
         return {m: self.mem_d for m in self.sequence}
 
     def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ModelOutput:
-        mask = checked_mask("MulT", self.modalities, inputs, mask)
+        mask = check_modalities("MulT", self.modalities, inputs, mask)
         x = {}
         for m in self.sequence:
             keep = mask[m].to(inputs[m].dtype)[:, None, None]

@@ -4,6 +4,6 @@ Each takes ``input_shapes`` (per-modality per-sample shapes, from the data) and
 ``out_dim`` (from the task), and returns :class:`~mmrefine.models.ModelOutput`.
 """
 
-from mmrefine.registry import Registry
+from mmrefine.core.registry import Registry
 
 ARCHITECTURES: Registry = Registry("architecture")

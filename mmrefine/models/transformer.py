@@ -20,7 +20,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from mmrefine.encoders.sequence import sinusoidal_positions
+from mmrefine.core.errors import ConfigError
+from mmrefine.core.layers import sinusoidal_positions
 
 
 class CrossmodalLayer(nn.Module):
@@ -35,7 +36,7 @@ class CrossmodalLayer(nn.Module):
     def forward(self, x: Tensor, y: Tensor | None, attn_mask: Tensor | None, key_padding: Tensor | None) -> Tensor:
         q = self.norm_q(x)
         if (y is None) != (self.norm_kv is None):
-            raise ValueError("a crossmodal layer needs a source sequence; a self-attention layer takes none")
+            raise ConfigError("a crossmodal layer needs a source sequence; a self-attention layer takes none")
         kv = q if y is None else self.norm_kv(y)
         h, _ = self.attn(q, kv, kv, attn_mask=attn_mask, key_padding_mask=key_padding, need_weights=False)
         x = x + self.drop(h)

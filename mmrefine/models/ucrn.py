@@ -1,4 +1,4 @@
-"""UCRN: unimodal and crossmodal refinement network (seed 003).
+"""UCRN: unimodal and crossmodal refinement network (Guo et al., EMNLP 2021).
 
 Per modality m (input a sequence ``(T_m, d_m)`` or a vector, taken as T = 1)::
 
@@ -38,8 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmrefine.errors import ConfigError
-from mmrefine.models.fusion_model import ModelOutput, checked_mask
+from mmrefine.core.errors import ConfigError
+from mmrefine.core.mask import check_modalities
+from mmrefine.core.output import ModelOutput
 from mmrefine.models.registry import ARCHITECTURES
 from mmrefine.models.transformer import CrossmodalTransformer, as_sequence
 
@@ -71,7 +72,27 @@ class UCRNInternals(NamedTuple):
 
 @ARCHITECTURES.register("ucrn")
 class UCRN(nn.Module):
-    """See module docstring."""
+    """See module docstring.
+
+    Args:
+        input_shapes: ``{modality: per-sample shape}`` (set by the builder from the data).
+        out_dim: number of outputs (set by the builder from the task).
+        d: width of the unimodal transformers.
+        heads: attention heads.
+        layers: layers of each unimodal transformer.
+        cross_layers: layers of the crossmodal transformer.
+        cross_mode: ``concat`` (the paper: one token, the concatenation) or ``tokens`` (one token per
+            modality).
+        pooling: ``last`` step or learned ``temporal`` weights.
+        sq_reduction: reduction ratio of the self-quality layers.
+        attn_dropout: dropout on attention weights.
+        relu_dropout: dropout after the feed-forward activation.
+        res_dropout: dropout on residual branches.
+        embed_dropout: dropout on the inputs.
+        out_dropout: dropout in the output head.
+        mjs_weight: weight of the multimodal Jensen-Shannon regulariser (0: none).
+        causal: mask future steps in attention.
+    """
 
     def __init__(
         self,
@@ -124,7 +145,7 @@ class UCRN(nn.Module):
         return {m: self.d for m in self.modalities}
 
     def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ModelOutput:
-        mask = checked_mask("UCRN", self.modalities, inputs, mask)
+        mask = check_modalities("UCRN", self.modalities, inputs, mask)
         pres = torch.stack([mask[m] for m in self.modalities], 1).to(next(iter(inputs.values())).dtype)  # (B, M)
         refined, quality, weighted = {}, {}, []
         for i, m in enumerate(self.modalities):

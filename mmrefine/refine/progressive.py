@@ -1,4 +1,4 @@
-"""Progressive Fusion (seed 004): back-project the fused vector into the
+"""Progressive Fusion (Shankar et al., AAAI 2022): back-project the fused vector into the
 unimodal encoders and unroll R steps.
 
     Ĝ_m(x_m, c) = G_m(x_m ⊕ W_m(c))
@@ -35,9 +35,10 @@ from typing import Any, Mapping, NamedTuple, Sequence
 import torch
 from torch import Tensor, nn
 
-from mmrefine.data.batch import full_mask, zero_absent
-from mmrefine.errors import ConfigError
-from mmrefine.models.fusion_model import FusionModel, ModelOutput
+from mmrefine.core.errors import ConfigError, ContractError
+from mmrefine.core.mask import check_modalities, zero_absent
+from mmrefine.core.output import ModelOutput
+from mmrefine.models.fusion_model import FusionModel
 
 MODES = ("add", "concat")
 
@@ -62,7 +63,21 @@ def back_projection(in_dim: int, out_dim: int, kind: str, hidden: int, zero_init
 
 class ProgressiveFusion(nn.Module):
     """See module docstring. ``input_shapes`` are the per-sample input shapes of
-    the base model's encoders (as the data provides them)."""
+    the base model's encoders (as the data provides them).
+
+    Args:
+        model: the base :class:`~mmrefine.models.FusionModel` (encoders + fusion + head).
+        input_shapes: ``{modality: per-sample shape}`` of the encoders' inputs.
+        steps: R, unrolled steps (``c_0 = 0``).
+        backprojection: ``linear`` or ``mlp`` for ``W_m``.
+        hidden: hidden width of an ``mlp`` back-projection.
+        mode: ``add`` or ``concat`` (see above).
+        inject_at: encoder submodule whose input receives the context (one name for all, or per modality;
+            None: the encoder input).
+        concat_dim: width of ``W_m(c)`` in ``concat`` mode.
+        iterative: the paper's ablation, each encoder fed back its own previous output.
+        zero_init: start every ``W_m`` at zero (the model then equals the base model).
+    """
 
     def __init__(
         self,
@@ -79,7 +94,7 @@ class ProgressiveFusion(nn.Module):
     ) -> None:
         super().__init__()
         if not isinstance(model, FusionModel):
-            raise ConfigError(f"ProgressiveFusion wraps a FusionModel (encoders + fusion + head), got {type(model).__name__}")
+            raise ContractError(f"ProgressiveFusion wraps a FusionModel (encoders + fusion + head), got {type(model).__name__}")
         if steps < 1:
             raise ConfigError(f"progressive.steps must be >= 1, got {steps}")
         if mode not in MODES:
@@ -172,9 +187,8 @@ class ProgressiveFusion(nn.Module):
             self._context.pop(m, None)
 
     def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ModelOutput:
-        mask = dict(mask) if mask is not None else full_mask(inputs)
-        self.model.check_inputs(inputs)
-        xs = {m: zero_absent(x, mask[m]) for m, x in inputs.items()}
+        mask = check_modalities("ProgressiveFusion", self.modalities, inputs, mask)
+        xs = {m: zero_absent(inputs[m], mask[m]) for m in self.modalities}
         b = next(iter(xs.values())).shape[0]
         ref = next(iter(xs.values()))
         c = ref.new_zeros(b, self.fused_dim)

@@ -6,34 +6,52 @@ import dataclasses
 
 from torch import nn
 
-from mmrefine.config import ExperimentConfig
+import mmrefine.data  # noqa: F401  (registers datasets)
+import mmrefine.encoders  # noqa: F401  (registers encoders)
+import mmrefine.fusion  # noqa: F401  (registers fusions)
+import mmrefine.models  # noqa: F401  (registers architectures)
+from mmrefine.config import ExperimentConfig, from_dict
+from mmrefine.core.errors import ConfigError
+from mmrefine.core.registry import build_checked
 from mmrefine.data.batch import BatchSchema
 from mmrefine.data.datamodule import MultimodalDataModule
 from mmrefine.data.registry import DATASETS
+from mmrefine.data.settings import DataSettings
 from mmrefine.encoders.registry import ENCODERS
-from mmrefine.errors import ConfigError
 from mmrefine.fusion.base import FUSIONS
 from mmrefine.models.fusion_model import FusionModel, MLPHead
 from mmrefine.models.registry import ARCHITECTURES
 from mmrefine.refine.progressive import ProgressiveFusion
 from mmrefine.refine.refiner import Refiner
-from mmrefine.registry import build_checked
 from mmrefine.training.tasks import TASKS, Task
-
-import mmrefine.data  # noqa: F401  (registers datasets)
-import mmrefine.encoders  # noqa: F401  (registers encoders)
-import mmrefine.fusion  # noqa: F401  (registers fusions)
-import mmrefine.models  # noqa: F401  (registers architectures)
 
 
 def build_datamodule(cfg: ExperimentConfig) -> MultimodalDataModule:
-    dm = DATASETS.build(cfg.data, where="data")
+    """The dataset named by ``data.name``: its loader keys (see
+    :class:`DataSettings`) are gathered into one settings object, type-checked,
+    over the dataset's own defaults; the other keys go to its constructor."""
+    spec = dict(cfg.data)
+    if "name" not in spec:
+        raise ConfigError(f"data: missing key 'name' (datasets: {', '.join(DATASETS.names())})")
+    cls = DATASETS.get(spec["name"], "data.name")
+    given = {k: spec.pop(k) for k in DataSettings.keys() if k in spec}
+    checked = dataclasses.asdict(from_dict(DataSettings, given, "data"))
+    settings = dataclasses.replace(cls.default_settings, **{k: checked[k] for k in given})
+    name = spec.pop("name")
+    dm = build_checked(cls, spec, "data", {"settings": settings}, f"dataset '{name}'")
     dm.shuffle_seed = cfg.seed
     return dm
 
 
-def build_task(cfg: ExperimentConfig, num_outputs: int) -> Task:
-    return TASKS.build(cfg.task, where="task", provided={"num_outputs": num_outputs})
+def build_task(cfg: ExperimentConfig, dm: MultimodalDataModule) -> Task:
+    """``task`` (default: the task the data provide), checked against the data."""
+    spec = cfg.task if cfg.task is not None else {"name": dm.task}
+    if spec.get("name") not in (None, dm.task):
+        raise ConfigError(
+            f"task.name is '{spec['name']}' but dataset '{cfg.data.get('name')}' provides {dm.task} labels; "
+            f"set task: {{name: {dm.task}}} (or leave task out)"
+        )
+    return TASKS.build(spec, where="task", provided={"num_outputs": dm.num_outputs})
 
 
 def build_base_model(
@@ -60,7 +78,7 @@ def build_base_model(
 
 def build_model(cfg: ExperimentConfig, schema: BatchSchema, task: Task) -> nn.Module:
     """The base model, wrapped in :class:`ProgressiveFusion` when
-    ``model.progressive`` is set, then in a :class:`Refiner` when ``refiner.enabled``."""
+    ``model.progressive`` is set, then in a :class:`Refiner` when ``model.refiner`` is set."""
     prog = cfg.model.progressive
     shapes = {m: spec.shape for m, spec in schema.modalities.items()}
     model: nn.Module
@@ -73,22 +91,9 @@ def build_model(cfg: ExperimentConfig, schema: BatchSchema, task: Task) -> nn.Mo
         model = build_base_model(cfg, schema, task.out_dim, extra)
     if prog is not None:
         model = build_checked(ProgressiveFusion, prog, "model.progressive", {"model": model, "input_shapes": shapes})
-    r = cfg.refiner
-    if r.ms_weight > 0 and not task.supports_metric_loss:
-        raise ConfigError("refiner.ms_weight > 0 needs class labels; this task has none")
-    if r.enabled:
-        kwargs = {k: v for k, v in dataclasses.asdict(r).items() if k != "enabled"}
-        model = Refiner(model, **kwargs)
-    elif r.ms_weight > 0:
-        raise ConfigError("refiner.ms_weight is set but refiner.enabled is false: it would do nothing")
-    return model
-
-
-def inference_model(model: nn.Module) -> nn.Module:
-    """Strip training-only wrappers (a Refiner's decoders) down to what predicts."""
-    while hasattr(model, "inference_model"):
-        inner = model.inference_model()
-        if inner is model:
-            break
-        model = inner
+    spec = cfg.model.refiner
+    if spec is not None:
+        model = build_checked(Refiner, spec, "model.refiner", {"model": model})
+        if model.ms_weight > 0 and not task.supports_metric_loss:
+            raise ConfigError("model.refiner.ms needs class labels; this task has none")
     return model

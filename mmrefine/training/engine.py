@@ -34,9 +34,10 @@ from lightning.pytorch.loggers import CSVLogger
 from safetensors.torch import load_file, save_file
 
 from mmrefine.config import ExperimentConfig, OptimConfig, to_dict
+from mmrefine.core.errors import ConfigError, DataError, RunError
+from mmrefine.core.protocols import inference_model
 from mmrefine.data.datamodule import MultimodalDataModule
-from mmrefine.errors import ConfigError, DataError
-from mmrefine.training.builders import build_datamodule, build_model, build_task, inference_model
+from mmrefine.training.builders import build_datamodule, build_model, build_task
 from mmrefine.training.module import MultimodalModule, check_architecture
 
 
@@ -129,7 +130,7 @@ def prepare(cfg: ExperimentConfig) -> tuple[MultimodalDataModule, Any, torch.nn.
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg)
     dm.setup()
-    task = build_task(cfg, dm.num_outputs)
+    task = build_task(cfg, dm)
     model = build_model(cfg, dm.schema, task)
     return dm, task, model
 
@@ -147,7 +148,7 @@ def fit(
     if not resume:
         used = [s for s in stages if s.exists() and any(s.iterdir())]
         if used and not overwrite:
-            raise ConfigError(
+            raise RunError(
                 f"run directory {run_dir} already holds a run ({', '.join(s.name for s in used)}); "
                 "resume it (--resume), overwrite it (--overwrite) or choose another run_dir"
             )

@@ -20,10 +20,11 @@ import torch
 from torch import Tensor, nn
 
 from mmrefine.config import OptimConfig
+from mmrefine.core.errors import BatchError, CheckpointMismatchError, ConfigError
+from mmrefine.core.protocols import HasAuxiliaryLosses, check_model
 from mmrefine.data.batch import BatchSchema, MultimodalBatch
-from mmrefine.errors import BatchError, ConfigError
 from mmrefine.training.schedule import WarmupDecay
-from mmrefine.training.tasks import Task, metric_inputs
+from mmrefine.training.tasks import Task
 
 STAGES = ("supervised", "pretrain")
 
@@ -44,8 +45,9 @@ class MultimodalModule(L.LightningModule):
         super().__init__()
         if stage not in STAGES:
             raise ConfigError(f"stage must be one of {STAGES}, got '{stage}'")
-        if stage == "pretrain" and not hasattr(model, "auxiliary_losses"):
-            raise ConfigError("self-supervised pretraining needs a Refiner: set refiner.enabled: true")
+        check_model(model, "MultimodalModule")
+        if stage == "pretrain" and not isinstance(model, HasAuxiliaryLosses):
+            raise ConfigError("self-supervised pretraining needs a Refiner: set model.refiner (e.g. model.refiner: {})")
         self.model = model
         self.task = task
         self.optim = optim or OptimConfig()
@@ -75,10 +77,9 @@ class MultimodalModule(L.LightningModule):
             terms["task"] = self.task.loss(out.logits, labels)
         elif self.stage == "supervised":
             raise BatchError("supervised training needs labels; this batch has none")
-        aux = getattr(self.model, "auxiliary_losses", None)
-        if aux is not None:
+        if isinstance(self.model, HasAuxiliaryLosses):
             ms_labels = labels if self.task.supports_metric_loss else None
-            terms.update(aux(out, batch.mask, ms_labels))
+            terms.update(self.model.auxiliary_losses(out, batch.mask, ms_labels))
         return terms, out
 
     def _log_terms(self, prefix: str, terms: dict[str, Tensor], total: Tensor, n: int) -> None:
@@ -100,7 +101,7 @@ class MultimodalModule(L.LightningModule):
         if terms:
             self._log_terms("val", terms, torch.stack(list(terms.values())).sum(), batch.size)
         if self.stage == "supervised":
-            self.val_metrics.update(*metric_inputs(self.task, out.logits, batch.labels))
+            self.val_metrics.update(*self.task.metric_inputs(out.logits, batch.labels))
             self.log_dict(self.val_metrics, on_epoch=True, prog_bar=True, batch_size=batch.size)
 
     def test_step(self, batch: MultimodalBatch, batch_idx: int) -> None:
@@ -108,7 +109,7 @@ class MultimodalModule(L.LightningModule):
         if batch.labels is None:
             raise BatchError("testing needs labels; this batch has none")
         out = self.model(batch.inputs, batch.mask)
-        self.test_metrics.update(*metric_inputs(self.task, out.logits, batch.labels))
+        self.test_metrics.update(*self.task.metric_inputs(out.logits, batch.labels))
         self.log_dict(self.test_metrics, on_epoch=True, batch_size=batch.size)
 
     def predict_step(self, batch: MultimodalBatch, batch_idx: int) -> dict[str, Tensor]:
@@ -156,8 +157,6 @@ def architecture_signature(model: nn.Module) -> dict[str, list[int]]:
 
 def check_architecture(saved: dict[str, list[int]], model: nn.Module) -> None:
     """Raise :class:`CheckpointMismatchError` listing how ``saved`` differs from ``model``."""
-    from mmrefine.errors import CheckpointMismatchError
-
     current = architecture_signature(model)
     missing = sorted(set(current) - set(saved))
     unexpected = sorted(set(saved) - set(current))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from mmrefine.errors import ConfigError
+from mmrefine.core.errors import ConfigError
 
 SCHEDULES = ("cosine", "linear", "constant")
 

@@ -12,16 +12,25 @@ import torch.nn.functional as F
 import torchmetrics as tm
 from torch import Tensor
 
-from mmrefine.errors import BatchError, ConfigError
-from mmrefine.registry import Registry
+from mmrefine.core.errors import BatchError, ConfigError
+from mmrefine.core.registry import Registry
 
 TASKS: Registry = Registry("task")
 
 
 class Task:
+    """What a task owns: its loss, its metrics and their direction, how logits
+    become metric inputs and predictions.
+
+    ``monitor`` is the metric checkpoints and early stopping follow and
+    ``mode`` its direction (``max`` or ``min``); ``METRIC_MODES`` gives the
+    direction of every metric the task logs (loss terms are ``min``).
+    """
+
     out_dim: int
     monitor: str
     mode: str
+    METRIC_MODES: dict[str, str] = {}
     supports_metric_loss: bool = True
 
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
@@ -30,15 +39,30 @@ class Task:
     def metrics(self) -> tm.MetricCollection:
         raise NotImplementedError
 
+    def metric_inputs(self, logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """``(predictions, targets)`` as the task's metrics take them."""
+        return logits, labels
+
     def predict(self, logits: Tensor) -> Tensor:
         raise NotImplementedError
+
+    @classmethod
+    def metric_mode(cls, metric: str) -> str:
+        """``max`` or ``min`` for a logged metric such as ``test/acc`` or ``val/loss``."""
+        return cls.METRIC_MODES.get(metric.rsplit("/", 1)[-1], "min")
 
 
 @TASKS.register("classification")
 class Classification(Task):
-    """Single-label classification over ``num_outputs`` classes."""
+    """Single-label classification over ``num_outputs`` classes.
+
+    Args:
+        num_outputs: number of classes (set by the builder from the data).
+        label_smoothing: cross-entropy label smoothing.
+    """
 
     monitor, mode = "val/acc", "max"
+    METRIC_MODES = {"acc": "max", "f1_macro": "max"}
 
     def __init__(self, num_outputs: int, label_smoothing: float = 0.0) -> None:
         self.out_dim = num_outputs
@@ -66,9 +90,15 @@ class Classification(Task):
 
 @TASKS.register("multilabel")
 class MultiLabel(Task):
-    """Multi-label classification; labels are multi-hot ``(B, num_outputs)``."""
+    """Multi-label classification; labels are multi-hot ``(B, num_outputs)``.
+
+    Args:
+        num_outputs: number of labels (set by the builder from the data).
+        threshold: probability above which a label is predicted (F1).
+    """
 
     monitor, mode = "val/f1_macro", "max"
+    METRIC_MODES = {"f1_micro": "max", "f1_macro": "max", "auroc": "max"}
 
     def __init__(self, num_outputs: int, threshold: float = 0.5) -> None:
         self.out_dim = num_outputs
@@ -89,15 +119,24 @@ class MultiLabel(Task):
             }
         )
 
+    def metric_inputs(self, logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        return logits.sigmoid(), labels.long()
+
     def predict(self, logits: Tensor) -> Tensor:
         return logits.sigmoid()
 
 
 @TASKS.register("regression")
 class Regression(Task):
-    """Real-valued targets; ``loss`` is ``mse`` or ``l1``."""
+    """Real-valued targets; ``loss`` is ``mse`` or ``l1``.
+
+    Args:
+        num_outputs: number of targets (set by the builder from the data).
+        loss: ``mse`` or ``l1``.
+    """
 
     monitor, mode = "val/mae", "min"
+    METRIC_MODES = {"mae": "min", "mse": "min"}
     supports_metric_loss = False
 
     def __init__(self, num_outputs: int = 1, loss: str = "mse") -> None:
@@ -125,10 +164,3 @@ class Regression(Task):
     def metric_inputs(self, logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         return logits, self._shape(logits, labels)
 
-
-def metric_inputs(task: Task, logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    if isinstance(task, Regression):
-        return task.metric_inputs(logits, labels)
-    if isinstance(task, MultiLabel):
-        return logits.sigmoid(), labels.long()
-    return logits, labels

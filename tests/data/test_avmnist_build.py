@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+from mmrefine.core.errors import ConfigError, DataError
 from mmrefine.data.avmnist import AVMNISTDataModule
 from mmrefine.data.avmnist_build import AVMNISTRecipe, build, cache_key, dft_matrix, pink_noise
 from mmrefine.data.dataset import decode
+from mmrefine.data.settings import DataSettings
 from mmrefine.data.sources import read_idx, read_wav
-from mmrefine.errors import ConfigError, DataError
 from tests.conftest import DATA_ROOT, requires_data
 
 RAW_PRESENT = DATA_ROOT is not None and (DATA_ROOT / "mnist").exists() and (DATA_ROOT / "fsdd" / "recordings").exists()
@@ -196,7 +197,7 @@ def test_recipe_and_datamodule_validate_their_arguments() -> None:
 
 @needs_raw
 def test_datamodule_serves_float_audio_from_the_uint8_cache(tmp_path: Path) -> None:
-    dm = AVMNISTDataModule(cache_dir=str(tmp_path), limit=300, modalities=["audio"], batch_size=32)
+    dm = AVMNISTDataModule(cache_dir=str(tmp_path), limit=300, modalities=["audio"], settings=DataSettings(batch_size=32))
     dm.setup()
     assert dm.modalities == ["audio"] and [len(dm.splits[s]) for s in ("train", "val", "test")] == [300, 300, 300]
     raw = dm.splits["train"].inputs["audio"]

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmrefine.core.errors import ConfigError, DataError
 from mmrefine.data.avmnist import AVMNISTNpyDataModule
-from mmrefine.errors import ConfigError, DataError
+from mmrefine.data.settings import DataSettings
 from tests.conftest import DATA_ROOT, requires_data
 
 pytestmark = requires_data("avmnist_multibench_sample")
@@ -25,7 +26,7 @@ def layout(tmp: Path) -> Path:
 def test_sample_layout_loads_with_the_published_shapes(tmp_path: Path) -> None:
     d = layout(tmp_path)
     with pytest.warns(UserWarning, match="10000 labels for 200 samples"):
-        dm = AVMNISTNpyDataModule(root=str(d), val_size=100)
+        dm = AVMNISTNpyDataModule(val_size=100, settings=DataSettings(root=str(d)))
         s = dm.splits
     assert [len(s[k]) for k in ("train", "val", "test")] == [500, 100, 200]
     assert dm.schema.modalities["image"].shape == (784,) and dm.schema.modalities["audio"].shape == (112, 112)
@@ -39,11 +40,11 @@ def test_missing_and_corrupt_files_are_named(tmp_path: Path) -> None:
     d = tmp_path / "s"
     shutil.copytree(DATA_ROOT / "avmnist_multibench_sample", d)
     with pytest.raises(DataError, match="missing AV-MNIST file .*aud_train.npy"):
-        AVMNISTNpyDataModule(root=str(d)).setup()
+        AVMNISTNpyDataModule(settings=DataSettings(root=str(d))).setup()
     d = layout(tmp_path)
     (d / "img_test.npy").write_bytes(b"\x93NUMPY garbage")
     with pytest.raises(DataError, match="img_test.npy: not a readable .npy file"):
-        AVMNISTNpyDataModule(root=str(d), val_size=100).setup()
+        AVMNISTNpyDataModule(val_size=100, settings=DataSettings(root=str(d))).setup()
     d2 = layout(tmp_path / "x")
     with pytest.raises(ConfigError, match="val_size"):
-        AVMNISTNpyDataModule(root=str(d2)).setup()  # 5000 > 600 samples
+        AVMNISTNpyDataModule(settings=DataSettings(root=str(d2))).setup()  # 5000 > 600 samples

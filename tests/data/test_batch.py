@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from mmrefine.core.errors import BatchError
 from mmrefine.data import BatchSchema, EpochShuffleSampler, MultimodalBatch, TensorMultimodalDataset, collate_samples
-from mmrefine.errors import BatchError
 
 SCHEMA = BatchSchema.from_shapes({"img": (4, 4), "txt": (3,)})
 

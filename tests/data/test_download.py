@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from mmrefine.cli import main
+from mmrefine.core.errors import DataError
 from mmrefine.data.download import MNIST_FILES, check, download, require, sha256
-from mmrefine.errors import DataError
 from tests.conftest import DATA_ROOT, requires_data
 
 

@@ -3,8 +3,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmrefine.core.errors import ConfigError, DataError
 from mmrefine.data.mfeat import VIEWS, MFeatDataModule, read_bundle, read_mfeat_csv, stratified_split
-from mmrefine.errors import ConfigError, DataError
+from mmrefine.data.settings import DataSettings
 from tests.conftest import DATA_ROOT, requires_data
 
 
@@ -40,7 +41,7 @@ def test_datamodule_split_is_stratified_disjoint_and_standardised() -> None:
 
 
 def test_labelled_fraction_is_stratified() -> None:
-    dm = MFeatDataModule(labelled_fraction=0.1)
+    dm = MFeatDataModule(settings=DataSettings(labelled_fraction=0.1))
     lab = dm.labelled_train()
     assert len(lab) == 120 and np.bincount(lab.labels.numpy()).tolist() == [12] * 10
     assert len(dm.pretrain_dataset()) == 1200 and dm.pretrain_dataset().labels is None

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mmrefine.core.errors import ConfigError, DataError
+from mmrefine.data.settings import DataSettings
 from mmrefine.data.stocks import StocksDataModule
-from mmrefine.errors import ConfigError, DataError
 from tests.conftest import DATA_ROOT, requires_data
 
 pytestmark = requires_data("stocks")
@@ -16,7 +17,7 @@ TICKERS = ["MCD", "SBUX", "YUM"]
 
 @pytest.fixture(scope="module")
 def dm() -> StocksDataModule:
-    d = StocksDataModule(tickers=TICKERS, target="SBUX", root=str(DATA_ROOT), window=8, horizon=3)
+    d = StocksDataModule(tickers=TICKERS, target="SBUX", window=8, horizon=3, settings=DataSettings(root=str(DATA_ROOT)))
     d.setup()
     return d
 
@@ -48,9 +49,9 @@ def test_target_is_log_realised_volatility_of_the_next_days(dm: StocksDataModule
 
 def test_missing_and_malformed_files(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="GSK.csv.gz, NVS.csv.gz, WBA.csv.gz"):
-        StocksDataModule(sector="health", root=str(DATA_ROOT)).setup()
+        StocksDataModule(sector="health", settings=DataSettings(root=str(DATA_ROOT))).setup()
     with pytest.warns(UserWarning, match="skipping tickers without data: GSK, NVS, WBA"):
-        d = StocksDataModule(tickers=["MRK", "PFE", "GSK", "NVS", "WBA"], root=str(DATA_ROOT), on_missing="skip")
+        d = StocksDataModule(tickers=["MRK", "PFE", "GSK", "NVS", "WBA"], on_missing="skip", settings=DataSettings(root=str(DATA_ROOT)))
         d.setup()
     assert d.schema.names == ["MRK", "PFE"]
     for t in ("MCD", "YUM"):
@@ -58,8 +59,8 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     with gzip.open(tmp_path / "YUM.csv.gz", "wt") as f:
         f.write("Date,High,Low,Open,Close,Volume,Adj Close\n2000-01-03,1,1,1,1,1,oops\n")
     with pytest.raises(DataError, match="YUM.csv.gz: malformed"):
-        StocksDataModule(tickers=["MCD", "YUM"], root=str(tmp_path)).setup()
-    d = StocksDataModule(tickers=["YUM"], target="MCD", root=str(DATA_ROOT), window=4)
+        StocksDataModule(tickers=["MCD", "YUM"], settings=DataSettings(root=str(tmp_path))).setup()
+    d = StocksDataModule(tickers=["YUM"], target="MCD", window=4, settings=DataSettings(root=str(DATA_ROOT)))
     d.setup()
     assert d.schema.names == ["YUM"] and d.target_ticker == "MCD"  # the target need not be an input
     with pytest.raises(ConfigError, match="data.sector"):

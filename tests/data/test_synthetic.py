@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
+from mmrefine.core.errors import ConfigError
 from mmrefine.data.synthetic import GenerativeTask, LatticeTask, first_nonzero_digit, latent_graph_problem
 from mmrefine.encoders.sequence import sinusoidal_positions
-from mmrefine.errors import ConfigError
 
 
 def test_first_nonzero_digit_by_hand() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmrefine.core.errors import ConfigError
 from mmrefine.data.mosi import MOSIDataModule
-from mmrefine.errors import ConfigError
 from tests.conftest import requires_data
 
 pytest.importorskip("sentence_transformers")

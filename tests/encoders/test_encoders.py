@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from mmrefine.core.errors import ConfigError
 from mmrefine.encoders import ENCODERS, LeNetEncoder
-from mmrefine.errors import ConfigError
 
 
 def _all_params_get_grad(module: torch.nn.Module, out: torch.Tensor) -> None:

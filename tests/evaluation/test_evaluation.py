@@ -4,11 +4,20 @@ import pytest
 import torch
 from scipy import stats
 
+from mmrefine.core.errors import ConfigError
 from mmrefine.data import TensorMultimodalDataset
-from mmrefine.errors import ConfigError
 from mmrefine.evaluation import (
-    compare, corrupt, mean_std, nonempty_subsets, percentage_drop, recovery_curve, recovery_error,
-    relative_robustness, scale_unit, topk_retrieval, welch_t_test,
+    compare,
+    corrupt,
+    mean_std,
+    nonempty_subsets,
+    percentage_drop,
+    recovery_curve,
+    recovery_error,
+    relative_robustness,
+    scale_unit,
+    topk_retrieval,
+    welch_t_test,
 )
 
 
@@ -25,7 +34,7 @@ def test_mean_std_and_compare() -> None:
     assert m == 2.0 and s == pytest.approx(1.0)
     rows = {r.name: r for r in compare({"base": [1.0, 1.1, 0.9], "new": [2.0, 2.1, 1.9]}, "base")}
     assert math.isnan(rows["base"].p_value) and rows["new"].p_value < 0.001 and rows["new"].n == 3
-    with pytest.raises(KeyError):
+    with pytest.raises(ConfigError, match="baseline"):
         compare({"a": [1.0]}, "b")
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mmrefine.errors import BatchError
+from mmrefine.core.errors import BatchError
 from mmrefine.fusion import FUSIONS, GMUFusion, LowRankTensorFusion, TensorFusion
 from tests.conftest import random_features
 

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from mmrefine.errors import ConfigError
+from mmrefine.core.errors import ConfigError
 from mmrefine.models import POOLINGS, UCRN, EarlyFusionTransformer, MulT, js_divergence
 from mmrefine.refine import Refiner
 
@@ -155,7 +155,7 @@ def test_early_fusion_masks_absent_tokens_and_trains_inside_a_refiner() -> None:
     y = {**x, "i": x["i"] + 100}
     assert torch.allclose(model(y, mask).logits[:2], out.logits[:2], atol=1e-5)
     model.train()
-    ref = Refiner(model, ms_weight=0.1)
+    ref = Refiner(model, ms={"weight": 0.1})
     opt = torch.optim.Adam(ref.parameters(), lr=1e-2)
     labels = torch.tensor([0, 1, 2, 0])
     for _ in range(2):
@@ -177,10 +177,10 @@ def test_early_fusion_masks_absent_tokens_and_trains_inside_a_refiner() -> None:
     ids=["ucrn", "early_fusion_transformer"],
 )
 def test_architecture_inside_refiner_fits_from_config(tmp_path, arch) -> None:
-    from tests.conftest import tiny_config
     from mmrefine.training.engine import fit
+    from tests.conftest import tiny_config
 
-    cfg = tiny_config(tmp_path, model={"architecture": arch}, refiner={"enabled": True}, trainer={"max_epochs": 3})
+    cfg = tiny_config(tmp_path, model={"architecture": arch, "refiner": {}}, trainer={"max_epochs": 3})
     res = fit(cfg)
     assert type(res.module.model.model).__name__ == {"ucrn": "UCRN", "early_fusion_transformer": "EarlyFusionTransformer"}[arch["name"]]
     assert "val/refiner_fou" in res.val and res.test["test/acc"] > 0.5
@@ -189,13 +189,13 @@ def test_architecture_inside_refiner_fits_from_config(tmp_path, arch) -> None:
 
 
 def test_progressive_cannot_wrap_an_architecture(tmp_path) -> None:
-    from tests.conftest import tiny_config
     from mmrefine.training.builders import build_datamodule, build_model, build_task
+    from tests.conftest import tiny_config
 
     cfg = tiny_config(tmp_path, model={"architecture": {"name": "ucrn"}, "progressive": {"steps": 2}})
     dm = build_datamodule(cfg)
     with pytest.raises(ConfigError, match="cannot wrap model.architecture"):
-        build_model(cfg, dm.schema, build_task(cfg, 10))
+        build_model(cfg, dm.schema, build_task(cfg, dm))
 
 
 def test_paper_configs_load_and_build() -> None:
@@ -211,7 +211,7 @@ def test_paper_configs_load_and_build() -> None:
         cfg = load_config(root / f"{name}_paper.yaml")
         model = ARCHITECTURES.build(cfg.model.architecture, provided={"input_shapes": shapes, "out_dim": 1})
         counts[name] = sum(p.numel() for p in model.parameters())
-    assert abs(counts["mult"] - 1_071_211) / 1_071_211 < 0.01  # seed 003, Table 7
+    assert abs(counts["mult"] - 1_071_211) / 1_071_211 < 0.01  # UCRN paper, Guo et al., Table 7
 
 
 @pytest.mark.parametrize("build", [
@@ -220,7 +220,7 @@ def test_paper_configs_load_and_build() -> None:
     lambda: EarlyFusionTransformer(SEQ, 2, d=8, heads=2, layers=2),
 ], ids=["ucrn", "mult", "early_fusion"])
 def test_architectures_name_a_missing_modality(build) -> None:
-    from mmrefine.errors import BatchError
+    from mmrefine.core.errors import BatchError
 
     x = seq_inputs()
     x.pop("v")

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from mmrefine.core.errors import BatchError, ConfigError
 from mmrefine.encoders import LeNetEncoder, MLPEncoder
-from mmrefine.errors import BatchError, ConfigError
 from mmrefine.fusion import FUSIONS
 from mmrefine.models import FusionModel, MLPHead
 from mmrefine.refine import ProgressiveFusion, Refiner
@@ -90,7 +90,7 @@ def test_configuration_errors() -> None:
 
 def test_refiner_around_progressive_fusion() -> None:
     pf = ProgressiveFusion(base({"name": "gmu", "out_dim": 6}), SHAPES, steps=2)
-    ref = Refiner(pf, ms_weight=0.1)
+    ref = Refiner(pf, ms={"weight": 0.1})
     out = ref(inputs(8))
     terms = ref.auxiliary_losses(out, labels=torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]))
     assert set(terms) == {"refiner_a", "refiner_b", "refiner_c", "ms"}
@@ -118,14 +118,14 @@ def test_refiner_profusion_gmu_builds_from_yaml_and_fits(tmp_path) -> None:
 
 
 def test_progressive_config_keys_are_checked(tmp_path) -> None:
-    from mmrefine.errors import ConfigError
+    from mmrefine.core.errors import ConfigError
     from mmrefine.training.builders import build_datamodule, build_model, build_task
     from tests.conftest import tiny_config
 
     cfg = tiny_config(tmp_path, model={"progressive": {"step": 2}})
     dm = build_datamodule(cfg)
     with pytest.raises(ConfigError, match="model.progressive.step: unknown key for ProgressiveFusion \\(did you mean 'steps'\\?\\)"):
-        build_model(cfg, dm.schema, build_task(cfg, 10))
+        build_model(cfg, dm.schema, build_task(cfg, dm))
     cfg = tiny_config(tmp_path, model={"progressive": {"mode": "concat", "concat_dim": 4}})
-    model = build_model(cfg, dm.schema, build_task(cfg, 10))
+    model = build_model(cfg, dm.schema, build_task(cfg, dm))
     assert model.model.encoders["fou"].net[0].in_features == 76 + 4

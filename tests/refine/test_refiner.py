@@ -3,12 +3,12 @@ import copy
 import pytest
 import torch
 
-from mmrefine.errors import ConfigError
-from mmrefine.fusion import GMUFusion
+from mmrefine.core import inference_model
+from mmrefine.core.errors import ConfigError
 from mmrefine.encoders import MLPEncoder
+from mmrefine.fusion import GMUFusion
 from mmrefine.models import FusionModel, MLPHead
 from mmrefine.refine import Refiner
-from mmrefine.training.builders import inference_model
 
 SHAPES = {"a": (6,), "b": (4,)}
 
@@ -31,7 +31,7 @@ def n_params(m: torch.nn.Module) -> int:
 
 def test_inference_model_equals_base_model() -> None:
     base = base_model()
-    ref = Refiner(copy.deepcopy(base), ms_weight=0.1)
+    ref = Refiner(copy.deepcopy(base), ms={"weight": 0.1})
     assert n_params(ref) > n_params(base)
     inf = inference_model(ref)
     assert n_params(inf) == n_params(base)
@@ -75,7 +75,7 @@ def test_absent_samples_are_left_out_of_the_refiner_loss() -> None:
 
 
 def test_ms_term_needs_labels_and_projection_changes_target_width() -> None:
-    ref = Refiner(base_model(), projection_dim=3, learn_projection=False, ms_weight=0.5)
+    ref = Refiner(base_model(), projection={"dim": 3, "learn": False}, ms={"weight": 0.5})
     out = ref(batch())
     assert ref.targets(out)["a"].shape == (8, 3)
     assert not ref.projections["a"].weight.requires_grad

@@ -10,14 +10,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mmrefine.errors import BatchError, CheckpointMismatchError, ConfigError, DataError
+from mmrefine.core.errors import BatchError, CheckpointMismatchError, ConfigError, DataError, RunError
 from mmrefine.training.engine import evaluate, fit, load_inference_model, make_trainer, predict, prepare, read_checkpoint, read_logs
 from mmrefine.training.module import MultimodalModule
 from tests.conftest import tiny_config
 
 
 def test_fit_learns_and_writes_artifacts(tmp_path: Path) -> None:
-    cfg = tiny_config(tmp_path, data={"views": ["fou", "kar", "mor"]}, refiner={"enabled": True, "ms_weight": 0.1}, trainer={"max_epochs": 4})
+    cfg = tiny_config(tmp_path, data={"views": ["fou", "kar", "mor"]}, model={"refiner": {"ms": {"weight": 0.1}}}, trainer={"max_epochs": 4})
     res = fit(cfg)
     assert res.test["test/acc"] > 0.9  # 10 classes: chance is 0.1
     for k in ("val/task", "val/refiner_fou", "val/refiner_kar", "val/refiner_mor", "val/ms", "val/loss"):
@@ -44,7 +44,7 @@ def _encoder_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def test_pretraining_changes_encoders_without_labels(tmp_path: Path) -> None:
-    cfg = tiny_config(tmp_path, refiner={"enabled": True}, pretrain={"epochs": 2})
+    cfg = tiny_config(tmp_path, model={"refiner": {}}, pretrain={"epochs": 2})
     dm, task, model = prepare(cfg)
     before = _encoder_weights(model)
     loader = dm.pretrain_dataloader()
@@ -65,7 +65,8 @@ def test_pretraining_needs_a_refiner(tmp_path: Path) -> None:
 
 
 def test_labelled_fraction_with_pretraining_runs_both_stages(tmp_path: Path) -> None:
-    cfg = tiny_config(tmp_path, data={"labelled_fraction": 0.1}, refiner={"enabled": True}, pretrain={"epochs": 1}, trainer={"max_epochs": 15}, optim={"warmup_steps": 0})
+    cfg = tiny_config(tmp_path, data={"labelled_fraction": 0.1}, model={"refiner": {}}, pretrain={"epochs": 1},
+                      trainer={"max_epochs": 15}, optim={"warmup_steps": 0})
     res = fit(cfg)
     assert (res.run_dir / "pretrain" / "model.safetensors").is_file()
     assert len(res.datamodule.labelled_train()) == 120
@@ -82,7 +83,7 @@ class Interrupt(L.Callback):
 
 
 def test_interrupted_and_resumed_fit_matches_uninterrupted(tmp_path: Path) -> None:
-    over = {"refiner": {"enabled": True}, "trainer": {"max_epochs": 4, "num_sanity_val_steps": 2}, "optim": {"warmup_steps": 10}}
+    over = {"model": {"refiner": {}}, "trainer": {"max_epochs": 4, "num_sanity_val_steps": 2}, "optim": {"warmup_steps": 10}}
     full = fit(tiny_config(tmp_path / "a", **over), test=False)
     cfg = tiny_config(tmp_path / "b", **over)
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -103,7 +104,7 @@ def test_interrupted_and_resumed_fit_matches_uninterrupted(tmp_path: Path) -> No
 def test_fresh_fit_refuses_a_used_run_dir(tmp_path: Path) -> None:
     cfg = tiny_config(tmp_path, trainer={"max_epochs": 1})
     fit(cfg, test=False)
-    with pytest.raises(ConfigError, match="already holds a run"):
+    with pytest.raises(RunError, match="already holds a run"):
         fit(cfg, test=False)
     fit(cfg, test=False, overwrite=True)
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mmrefine.errors import BatchError, ConfigError
+from mmrefine.core.errors import BatchError, ConfigError
 from mmrefine.training.schedule import WarmupDecay
 from mmrefine.training.tasks import Classification, MultiLabel, Regression
 

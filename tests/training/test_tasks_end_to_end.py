@@ -7,12 +7,12 @@ from pathlib import Path
 
 import torch
 
-from mmrefine.data import MultimodalDataModule, TensorMultimodalDataset
+from mmrefine.data import DataSettings, MultimodalDataModule, TensorMultimodalDataset
 from mmrefine.encoders import MLPEncoder
 from mmrefine.fusion import GMUFusion
 from mmrefine.models import FusionModel, MLPHead
 from mmrefine.refine import Refiner
-from mmrefine.training import MultimodalModule, MultiLabel, Regression
+from mmrefine.training import MultiLabel, MultimodalModule, Regression
 from mmrefine.training.engine import make_trainer
 from tests.conftest import tiny_config
 
@@ -21,7 +21,7 @@ class Synthetic(MultimodalDataModule):
     """y depends on both modalities: a = z W_a + noise, b = z W_b + noise."""
 
     def __init__(self, kind: str, n: int = 600) -> None:
-        super().__init__(batch_size=32)
+        super().__init__(DataSettings(batch_size=32))
         g = torch.Generator().manual_seed(0)
         z = torch.randn(n, 4, generator=g)
         self.x = {"a": z @ torch.randn(4, 6, generator=g) + 0.1 * torch.randn(n, 6, generator=g),
@@ -48,7 +48,7 @@ def test_multilabel_with_ms_loss_learns(tmp_path: Path) -> None:
     dm = Synthetic("multilabel")
     cfg = tiny_config(tmp_path, trainer={"max_epochs": 8})
     task = MultiLabel(3)
-    module = MultimodalModule(Refiner(model(3), ms_weight=0.1), task, cfg.optim, schema=dm.schema)
+    module = MultimodalModule(Refiner(model(3), ms={"weight": 0.1}), task, cfg.optim, schema=dm.schema)
     trainer, _ = make_trainer(cfg, tmp_path / "ml", task.monitor, task.mode, 8)
     trainer.fit(module, datamodule=dm)
     val = trainer.validate(module, datamodule=dm, verbose=False)[0]

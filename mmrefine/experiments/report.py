@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from mmrefine.errors import DataError
+from mmrefine.core.errors import DataError
 from mmrefine.evaluation import figures
 from mmrefine.evaluation.robustness import percentage_drop
 from mmrefine.evaluation.statistics import compare, mean_std
@@ -33,6 +33,21 @@ def write_report(directory: str | Path, baseline: str | None = None, metric: str
     if (d / "metrics.json").is_file() and (d / "config.yaml").is_file():
         return run_report(d)
     raise DataError(f"{d} is neither a run directory (config.yaml + metrics.json) nor a sweep directory (runs.jsonl)")
+
+
+def metric_direction(record: dict, metric: str) -> str:
+    """``max`` or ``min`` for ``metric``, as the run's task defines it: stored in
+    the record, or (records written before directions were stored) read from
+    the task of the run's saved config."""
+    if metric in record.get("directions", {}):
+        return record["directions"][metric]
+    from mmrefine.training.tasks import TASKS
+
+    cfg_path = Path(record["run_dir"]) / "config.yaml"
+    if not cfg_path.is_file():
+        raise DataError(f"cannot tell whether higher '{metric}' is better: the record has no directions and {cfg_path} is missing")
+    task = (yaml.safe_load(cfg_path.read_text()) or {}).get("task") or {"name": "classification"}
+    return TASKS.get(task["name"], "task.name").metric_mode(metric)
 
 
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:
@@ -86,7 +101,7 @@ def _fmt(xs: list[float]) -> str:
 
 def sweep_report(d: Path, baseline: str | None = None, metric: str | None = None) -> Path:
     from mmrefine.evaluation.robustness import relative_robustness, scale_unit
-    from mmrefine.evaluation.sweep import read_records
+    from mmrefine.experiments.sweep import read_records
 
     records = read_records(d)
     if not records:
@@ -94,7 +109,7 @@ def sweep_report(d: Path, baseline: str | None = None, metric: str | None = None
     variants = list(dict.fromkeys(r["variant"] for r in records))
     baseline = baseline or variants[0]
     metric = metric or next(iter(records[0]["test"]))
-    higher = not any(k in metric for k in ("mae", "mse", "loss"))
+    higher = metric_direction(records[0], metric) == "max"
     by = {v: [r for r in records if r["variant"] == v] for v in variants}
     comp = {c.name: c for c in compare({v: [r["test"][metric] for r in rs] for v, rs in by.items()}, baseline)}
     lines = [f"# Sweep report: `{d}`", "", f"Test `{metric}`, mean ± std over seeds; p: Welch's t-test against `{baseline}`.", ""]
@@ -141,7 +156,8 @@ def sweep_report(d: Path, baseline: str | None = None, metric: str | None = None
             figures.robustness_curves(curves, d / f"robustness_{m}.png", xlabel=f"noise level on {m}", ylabel=metric)
             lines += [f"![robustness {m}](robustness_{m}.png)", ""]
             rob_rows += [[m, v, f"{taus[v]:+.4f}", f"{scaled[v]:.2f}"] for v in by]
-        lines += ["Relative robustness (area between curves against the baseline, per unit noise; positive = more robust; scaled to [0, 1] across variants):", ""]
+        lines += ["Relative robustness (area between curves against the baseline, per unit noise; "
+                  "positive = more robust; scaled to [0, 1] across variants):", ""]
         lines += _table(["noisy modality", "variant", "tau", "scaled"], rob_rows)
     out = d / "report.md"
     out.write_text("\n".join(lines) + "\n")

@@ -11,7 +11,7 @@ import difflib
 import inspect
 from typing import Any, Callable, Generic, Mapping, TypeVar
 
-from mmrefine.errors import ConfigError
+from mmrefine.core.errors import ConfigError, ContractError
 
 T = TypeVar("T")
 
@@ -31,7 +31,7 @@ class Registry(Generic[T]):
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
         def deco(obj: Callable[..., T]) -> Callable[..., T]:
             if name in self._items:
-                raise ValueError(f"{self.kind} '{name}' is already registered")
+                raise ContractError(f"{self.kind} '{name}' is already registered")
             self._items[name] = obj
             return obj
 
@@ -48,9 +48,6 @@ class Registry(Generic[T]):
                 f"known: {', '.join(self.names())}"
             )
         return self._items[name]
-
-    def accepted_keys(self, name: str) -> list[str]:
-        return list(_signature_params(self.get(name)))
 
     def build(
         self,

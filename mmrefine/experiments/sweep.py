@@ -28,11 +28,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Sequence
+
+import lightning as L
 
 from mmrefine.config import deep_merge, from_dict, load_config, read_yaml
-from mmrefine.errors import ConfigError
-from mmrefine.evaluation.robustness import corrupt, missing_modality_metrics, nonempty_subsets
+from mmrefine.core.errors import ConfigError
+from mmrefine.data.datamodule import MultimodalDataModule
+from mmrefine.evaluation.robustness import corrupt, nonempty_subsets
 from mmrefine.evaluation.statistics import Comparison, compare
 
 
@@ -115,8 +118,9 @@ def run_sweep(
             cfg.trainer.progress_bar = False
             resume = (run_dir / "train" / "checkpoints" / "last.ckpt").is_file() or (run_dir / "pretrain").is_dir()
             res = fit(cfg, resume=resume)
-            assert res.trainer is not None and res.module is not None and res.datamodule is not None
-            record: dict[str, Any] = {"variant": name, "seed": seed, "run_dir": str(run_dir), "test": res.test, "val": res.val}
+            task = res.module.task
+            record: dict[str, Any] = {"variant": name, "seed": seed, "run_dir": str(run_dir), "test": res.test, "val": res.val,
+                                      "directions": {k: task.metric_mode(k) for k in (*res.test, *res.val)}}
             mods = res.datamodule.modalities
             if sweep.missing:
                 miss = missing_modality_metrics(res.trainer, res.module, res.datamodule, [[m] for m in mods])
@@ -135,6 +139,24 @@ def run_sweep(
             if on_record is not None:
                 on_record(record)
     return read_records(out)
+
+
+def missing_modality_metrics(
+    trainer: L.Trainer,
+    module: L.LightningModule,
+    dm: MultimodalDataModule,
+    drops: Iterable[Sequence[str]],
+    split: str = "test",
+) -> dict[str, dict[str, float]]:
+    """Test metrics with each group of modalities in ``drops`` absent
+    (zeros, mask False), keyed by ``"-" + "+".join(group)``."""
+    out: dict[str, dict[str, float]] = {}
+    base = dm.splits[split]
+    for group in drops:
+        loader = dm.loader(base.with_missing(group))
+        res = trainer.test(module, dataloaders=loader, verbose=False)[0]
+        out["-" + "+".join(group)] = {k: float(v) for k, v in res.items()}
+    return out
 
 
 def noise_sweep(res: Any, modalities: list[str], noise: NoiseConfig) -> dict[str, dict[str, dict[str, float]]]:

@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from mmrefine.cli import main
-from mmrefine.errors import ConfigError
-from mmrefine.evaluation.sweep import load_sweep, read_records, run_sweep, summarize
+from mmrefine.core.errors import ConfigError
+from mmrefine.experiments.sweep import load_sweep, read_records, run_sweep, summarize
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = {"data": {"views": ["fou", "kar"]}, "model": {"default_encoder": {"name": "mlp", "hidden": [16], "out_dim": 8}}}
@@ -108,8 +108,8 @@ def test_report_for_a_sweep_and_for_a_run(tmp_path: Path) -> None:
 
 
 def test_run_report_probes_every_progressive_step(tmp_path: Path) -> None:
-    from tests.conftest import tiny_config
     from mmrefine.training.engine import fit
+    from tests.conftest import tiny_config
 
     cfg = tiny_config(tmp_path, model={"fusion": {"name": "gmu", "out_dim": 8}, "progressive": {"steps": 2, "inject_at": "net.2"}}, trainer={"max_epochs": 1})
     res = fit(cfg)

@@ -1,6 +1,6 @@
 """The demo job: fusion x Refiner on the bundled UCI Multiple Features data.
 
-A sweep (:mod:`mmrefine.evaluation.sweep`) over the variants of
+A sweep (:mod:`mmrefine.experiments.sweep`) over the variants of
 ``configs/demo.yaml``: for every variant and seed, fit, test accuracy, and test
 accuracy with each view missing. Prints a mean ± std table (with Welch p-values
 against the baseline) and writes ``OUT/report.md``, ``OUT/missing_views.png``
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mmrefine.evaluation.statistics import mean_std
-from mmrefine.evaluation.sweep import SweepConfig, load_sweep, run_sweep, summarize
+from mmrefine.experiments.sweep import SweepConfig, load_sweep, run_sweep, summarize
 
 
 def fmt(xs: list[float], digits: int = 2) -> str:

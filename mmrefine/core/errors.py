@@ -20,3 +20,13 @@ class DataError(MMRefineError, OSError):
 
 class CheckpointMismatchError(MMRefineError, ValueError):
     """A checkpoint does not belong to the architecture it is loaded into."""
+
+
+class ContractError(MMRefineError, TypeError):
+    """An object does not meet the contract it is used under (e.g. a wrapper given
+    something that is not a :class:`~mmrefine.core.MultimodalModel`)."""
+
+
+class RunError(MMRefineError, RuntimeError):
+    """A run cannot proceed as asked: its directory holds another run, it was
+    interrupted, or a stage it needs has not been done."""

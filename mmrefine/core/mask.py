@@ -1,0 +1,78 @@
+"""Presence masks: one check at a model's boundary, absent values removed by selection.
+
+A mask maps each modality to a boolean ``(B,)`` tensor, ``True`` where the
+modality is present for that sample. Absent values are replaced with
+``torch.where`` rather than multiplied by the mask, so a NaN or Inf stored in an
+absent sample never reaches arithmetic (``NaN * 0`` is NaN).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from mmrefine.core.errors import BatchError
+
+
+def full_mask(inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """A mask with every modality present."""
+    return {m: torch.ones(x.shape[0], dtype=torch.bool, device=x.device) for m, x in inputs.items()}
+
+
+def zero_absent(x: Tensor, keep: Tensor) -> Tensor:
+    """``x`` with the samples where ``keep`` (bool, shape ``(B,)``) is False set to zero,
+    by selection: whatever an absent sample held (NaN included) is discarded."""
+    return torch.where(keep.reshape(-1, *([1] * (x.dim() - 1))), x, x.new_zeros(()))
+
+
+def check_modalities(
+    owner: str,
+    modalities: Sequence[str],
+    inputs: Mapping[str, Tensor],
+    mask: Mapping[str, Tensor] | None = None,
+) -> dict[str, Tensor]:
+    """The one boundary check of a model's ``forward(inputs, mask)``.
+
+    Raises :class:`BatchError` naming the modality unless ``inputs`` holds
+    exactly ``modalities``, every input is a tensor with the same batch size B,
+    and ``mask`` (when given) has the same keys, each a boolean ``(B,)`` tensor.
+    Returns the mask as a dict (all present when ``mask`` is None).
+
+    Args:
+        owner: the model's name, used in messages.
+        modalities: the modalities the model expects.
+        inputs: ``{modality: (B, ...) tensor}``.
+        mask: ``{modality: (B,) bool tensor}`` or None.
+    """
+    unknown = [k for k in inputs if k not in modalities]
+    missing = [m for m in modalities if m not in inputs]
+    if unknown or missing:
+        raise BatchError(
+            f"{owner} expects modalities {list(modalities)}; unknown {unknown}, missing {missing} "
+            "(to mark a modality absent, pass zeros with mask False)"
+        )
+    sizes = {}
+    for m in modalities:
+        x = inputs[m]
+        if not isinstance(x, Tensor):
+            raise BatchError(f"{owner}: modality '{m}' must be a Tensor, got {type(x).__name__}")
+        if x.dim() == 0:
+            raise BatchError(f"{owner}: modality '{m}' must have a batch dimension, got a scalar")
+        sizes[m] = int(x.shape[0])
+    if len(set(sizes.values())) > 1:
+        raise BatchError(f"{owner}: modalities disagree on the batch size: {sizes}")
+    b = next(iter(sizes.values()))
+    if mask is None:
+        return full_mask(inputs)
+    unknown = [k for k in mask if k not in modalities]
+    missing = [m for m in modalities if m not in mask]
+    if unknown or missing:
+        raise BatchError(f"{owner}: the mask must have the modalities {list(modalities)}; unknown {unknown}, missing {missing}")
+    for m in modalities:
+        k = mask[m]
+        if not isinstance(k, Tensor) or k.dtype != torch.bool or tuple(k.shape) != (b,):
+            got = f"{k.dtype} {tuple(k.shape)}" if isinstance(k, Tensor) else type(k).__name__
+            raise BatchError(f"{owner}: mask of '{m}' must be a bool tensor of shape ({b},), got {got}")
+    return dict(mask)
