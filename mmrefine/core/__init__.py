@@ -19,17 +19,19 @@ from mmrefine.core.protocols import (
     HasAuxiliaryLosses,
     HasGates,
     HasInferenceModel,
+    HasInputShape,
     HasStepFeatures,
     HasWeights,
     MultimodalModel,
     check_model,
     inference_model,
+    parameter_dtype,
 )
 from mmrefine.core.registry import Registry, build_checked
 
 __all__ = [
     "BatchError", "CheckpointMismatchError", "ConfigError", "ContractError", "DataError", "HasAuxiliaryLosses",
-    "HasGates", "HasInferenceModel", "HasStepFeatures", "HasWeights", "MMRefineError", "ModelOutput",
+    "HasGates", "HasInferenceModel", "HasInputShape", "HasStepFeatures", "HasWeights", "MMRefineError", "ModelOutput",
     "MultimodalModel", "Registry", "RunError", "build_checked", "check_model", "check_modalities", "full_mask",
-    "inference_model", "mlp", "sinusoidal_positions", "zero_absent",
+    "inference_model", "mlp", "parameter_dtype", "sinusoidal_positions", "zero_absent",
 ]

@@ -27,17 +27,24 @@ def zero_absent(x: Tensor, keep: Tensor) -> Tensor:
     return torch.where(keep.reshape(-1, *([1] * (x.dim() - 1))), x, x.new_zeros(()))
 
 
+def _fmt(shape: Sequence[int | None]) -> str:
+    return "(" + ", ".join("*" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
 def check_modalities(
     owner: str,
     modalities: Sequence[str],
     inputs: Mapping[str, Tensor],
     mask: Mapping[str, Tensor] | None = None,
+    shapes: Mapping[str, Sequence[int | None]] | None = None,
+    dtype: torch.dtype | None = None,
 ) -> dict[str, Tensor]:
     """The one boundary check of a model's ``forward(inputs, mask)``.
 
     Raises :class:`BatchError` naming the modality unless ``inputs`` holds
-    exactly ``modalities``, every input is a tensor with the same batch size B,
-    and ``mask`` (when given) has the same keys, each a boolean ``(B,)`` tensor.
+    exactly ``modalities``, every input is a tensor with the same batch size B
+    (of the per-sample shape in ``shapes`` and of ``dtype``, where given), and
+    ``mask`` (when given) has the same keys, each a boolean ``(B,)`` tensor.
     Returns the mask as a dict (all present when ``mask`` is None).
 
     Args:
@@ -45,6 +52,9 @@ def check_modalities(
         modalities: the modalities the model expects.
         inputs: ``{modality: (B, ...) tensor}``.
         mask: ``{modality: (B,) bool tensor}`` or None.
+        shapes: ``{modality: per-sample shape}`` the model expects (``None`` in a
+            shape: any length); modalities not named are not shape-checked.
+        dtype: the floating dtype of the model's parameters.
     """
     unknown = [k for k in inputs if k not in modalities]
     missing = [m for m in modalities if m not in inputs]
@@ -60,6 +70,13 @@ def check_modalities(
             raise BatchError(f"{owner}: modality '{m}' must be a Tensor, got {type(x).__name__}")
         if x.dim() == 0:
             raise BatchError(f"{owner}: modality '{m}' must have a batch dimension, got a scalar")
+        if dtype is not None and x.dtype != dtype:
+            raise BatchError(f"{owner}: modality '{m}' is {x.dtype}, the model computes in {dtype}; convert it (e.g. x.to({dtype}))")
+        expected = None if shapes is None else shapes.get(m)
+        if expected is not None:
+            got = tuple(x.shape[1:])
+            if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected, got)):
+                raise BatchError(f"{owner}: modality '{m}' must be shaped (B, *{_fmt(expected)}), got per-sample shape {got}")
         sizes[m] = int(x.shape[0])
     if len(set(sizes.values())) > 1:
         raise BatchError(f"{owner}: modalities disagree on the batch size: {sizes}")

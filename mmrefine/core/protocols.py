@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Mapping, Protocol, runtime_checkable
 
+import torch
 from torch import Tensor, nn
 
 from mmrefine.core.output import ModelOutput
@@ -67,6 +68,18 @@ class HasStepFeatures(Protocol):
 
     step_features: tuple[dict[str, Tensor], ...]
     fusion: object
+
+
+@runtime_checkable
+class HasInputShape(Protocol):
+    """An encoder that knows the per-sample shape it takes (``None``: any length)."""
+
+    input_shape: tuple[int | None, ...]
+
+
+def parameter_dtype(module: nn.Module) -> torch.dtype | None:
+    """The floating dtype of ``module``'s first floating parameter (None: it has none)."""
+    return next((p.dtype for p in module.parameters() if p.is_floating_point()), None)
 
 
 @runtime_checkable

@@ -47,6 +47,7 @@ class LeNetEncoder(nn.Module):
         global_pool: bool = False,
     ) -> None:
         super().__init__()
+        self.input_shape: tuple[int | None, ...] = tuple(input_shape)
         if channels is None:
             channels = [width * 2**i for i in range(len(kernels))]
         if len(channels) != len(kernels):

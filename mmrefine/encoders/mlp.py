@@ -35,6 +35,7 @@ class MLPEncoder(nn.Module):
         final_activation: bool = True,
     ) -> None:
         super().__init__()
+        self.input_shape: tuple[int | None, ...] = tuple(input_shape)
         in_dim = math.prod(input_shape)
         self.net = mlp([in_dim, *hidden, out_dim], dropout, norm, final_activation)
         self.out_dim = out_dim
@@ -53,6 +54,7 @@ class IdentityEncoder(nn.Module):
 
     def __init__(self, input_shape: Sequence[int]) -> None:
         super().__init__()
+        self.input_shape: tuple[int | None, ...] = tuple(input_shape)
         self.out_dim = math.prod(input_shape)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -49,6 +49,7 @@ class Conv1dEncoder(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        self.input_shape: tuple[int | None, ...] = tuple(input_shape)
         d = _check(input_shape, pooling, "conv1d")
         if len(channels) != len(kernels):
             raise ConfigError(f"conv1d: {len(channels)} channels for {len(kernels)} kernels")
@@ -90,6 +91,7 @@ class GRUEncoder(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        self.input_shape: tuple[int | None, ...] = tuple(input_shape)
         d = _check(input_shape, pooling, "gru")
         self.gru = nn.GRU(d, hidden, layers, batch_first=True, bidirectional=bidirectional, dropout=dropout if layers > 1 else 0.0)
         self.pooling = pooling
@@ -128,6 +130,7 @@ class TransformerSequenceEncoder(nn.Module):
         pooling: str = "mean",
     ) -> None:
         super().__init__()
+        self.input_shape: tuple[int | None, ...] = tuple(input_shape)
         d = _check(input_shape, pooling, "transformer")
         if d_model % heads:
             raise ConfigError(f"transformer: d_model {d_model} is not divisible by heads {heads}")

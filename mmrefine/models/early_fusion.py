@@ -37,8 +37,9 @@ from torch import Tensor, nn
 
 from mmrefine.core.errors import ConfigError
 from mmrefine.core.layers import sinusoidal_positions
-from mmrefine.core.mask import check_modalities
+from mmrefine.core.mask import check_modalities, zero_absent
 from mmrefine.core.output import ModelOutput
+from mmrefine.core.protocols import parameter_dtype
 from mmrefine.models.registry import ARCHITECTURES
 from mmrefine.models.transformer import as_sequence
 
@@ -109,6 +110,7 @@ class EarlyFusionTransformer(nn.Module):
         if layers < 2 and target_pooling != "avg_last" and target_pooling != "sum_last":
             raise ConfigError(f"target_pooling '{target_pooling}' needs at least 2 layers")
         self.modalities = list(input_shapes)
+        self.input_shapes = {m: tuple(s) for m, s in input_shapes.items()}
         self.d, self.fused, self.fused_depth, self.target_pooling = d, fused, fused_depth, target_pooling
         self.proj = nn.ModuleDict({m: nn.Linear(int(s[-1]), d) for m, s in input_shapes.items()})
         self.segment = nn.Parameter(torch.randn(len(self.modalities), d) * 0.02)
@@ -135,11 +137,11 @@ class EarlyFusionTransformer(nn.Module):
         return {m: 2 * self.d if self.target_pooling == "concat_last2" else self.d for m in self.modalities}
 
     def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ModelOutput:
-        mask = check_modalities("early-fusion transformer", self.modalities, inputs, mask)
+        mask = check_modalities("early-fusion transformer", self.modalities, inputs, mask, self.input_shapes, parameter_dtype(self))
         b = next(iter(inputs.values())).shape[0]
         parts, present = [self.cls.expand(b, 1, self.d)], [torch.ones(b, 1, dtype=torch.bool, device=self.cls.device)]
         for i, m in enumerate(self.modalities):
-            x = as_sequence(inputs[m])
+            x = as_sequence(zero_absent(inputs[m], mask[m]))
             parts.append(self.proj[m](x) + self.segment[i])
             present.append(mask[m][:, None].expand(b, x.shape[1]))
         h = torch.cat(parts, 1)

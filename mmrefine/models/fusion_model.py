@@ -10,6 +10,7 @@ from mmrefine.core.errors import ConfigError
 from mmrefine.core.layers import mlp
 from mmrefine.core.mask import check_modalities, zero_absent
 from mmrefine.core.output import ModelOutput
+from mmrefine.core.protocols import HasInputShape, parameter_dtype
 from mmrefine.fusion.base import FusionModule
 
 __all__ = ["FusionModel", "MLPHead", "ModelOutput"]
@@ -73,8 +74,17 @@ class FusionModel(nn.Module):
         ``mask`` must already have passed :func:`~mmrefine.core.check_modalities`."""
         return {m: enc(zero_absent(inputs[m], mask[m])) for m, enc in self.encoders.items()}
 
+    @property
+    def input_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        """Per-sample input shapes of the encoders that declare one."""
+        return {m: enc.input_shape for m, enc in self.encoders.items() if isinstance(enc, HasInputShape)}
+
+    def check(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None) -> dict[str, Tensor]:
+        """The boundary check (see :func:`~mmrefine.core.check_modalities`); returns the mask."""
+        return check_modalities("model", self.modalities, inputs, mask, self.input_shapes, parameter_dtype(self))
+
     def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ModelOutput:
-        mask = check_modalities("model", self.modalities, inputs, mask)
+        mask = self.check(inputs, mask)
         features = self.encode(inputs, mask)
         fo = self.fusion(features, mask)
         return ModelOutput(self.head(fo.fused), fo.fused, features, fo)

@@ -26,8 +26,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmrefine.core.errors import ConfigError
-from mmrefine.core.mask import check_modalities
+from mmrefine.core.mask import check_modalities, zero_absent
 from mmrefine.core.output import ModelOutput
+from mmrefine.core.protocols import parameter_dtype
 from mmrefine.fusion.gmu import GMUFusion
 from mmrefine.models.registry import ARCHITECTURES
 from mmrefine.models.transformer import CrossmodalTransformer
@@ -84,6 +85,7 @@ class MulT(nn.Module):
         if self.extra and fusion != "gmu":
             raise ConfigError(f"non-sequence modalities {self.extra} need mult.fusion: gmu")
         self.modalities = list(input_shapes)
+        self.input_shapes = {m: tuple(s) for m, s in input_shapes.items()}
         self.fusion_kind = fusion
         kw = dict(attn_dropout=attn_dropout, relu_dropout=relu_dropout, res_dropout=res_dropout, embed_dropout=embed_dropout, causal=causal)
         self.proj = nn.ModuleDict({m: nn.Conv1d(int(input_shapes[m][1]), d, 1, bias=False) for m in self.sequence})
@@ -114,11 +116,11 @@ class MulT(nn.Module):
         return {m: self.mem_d for m in self.sequence}
 
     def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ModelOutput:
-        mask = check_modalities("MulT", self.modalities, inputs, mask)
+        mask = check_modalities("MulT", self.modalities, inputs, mask, self.input_shapes, parameter_dtype(self))
+        inputs = {m: zero_absent(inputs[m], mask[m]) for m in self.modalities}
         x = {}
         for m in self.sequence:
-            keep = mask[m].to(inputs[m].dtype)[:, None, None]
-            x[m] = self.proj[m]((inputs[m] * keep).transpose(1, 2)).transpose(1, 2)
+            x[m] = self.proj[m](inputs[m].transpose(1, 2)).transpose(1, 2)
         h = {}
         for t in self.sequence:
             z = torch.cat([self.cross[f"{t}<-{s}"](x[t], x[s]) for s in self.sequence if s != t], dim=-1)

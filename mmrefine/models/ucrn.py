@@ -39,8 +39,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmrefine.core.errors import ConfigError
-from mmrefine.core.mask import check_modalities
+from mmrefine.core.mask import check_modalities, zero_absent
 from mmrefine.core.output import ModelOutput
+from mmrefine.core.protocols import parameter_dtype
 from mmrefine.models.registry import ARCHITECTURES
 from mmrefine.models.transformer import CrossmodalTransformer, as_sequence
 
@@ -119,6 +120,7 @@ class UCRN(nn.Module):
         if pooling not in ("last", "temporal"):
             raise ConfigError(f"ucrn.pooling must be 'last' or 'temporal', got '{pooling}'")
         self.modalities = list(input_shapes)
+        self.input_shapes = {m: tuple(s) for m, s in input_shapes.items()}
         self.d, self.cross_mode, self.pooling, self.mjs_weight = d, cross_mode, pooling, mjs_weight
         shapes = {m: (1, int(s[0])) if len(s) == 1 else (int(s[0]), int(s[1])) for m, s in input_shapes.items()}
         self.proj = nn.ModuleDict({m: nn.Conv1d(s[1], d, 1, bias=False) for m, s in shapes.items()})
@@ -145,11 +147,11 @@ class UCRN(nn.Module):
         return {m: self.d for m in self.modalities}
 
     def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ModelOutput:
-        mask = check_modalities("UCRN", self.modalities, inputs, mask)
+        mask = check_modalities("UCRN", self.modalities, inputs, mask, self.input_shapes, parameter_dtype(self))
         pres = torch.stack([mask[m] for m in self.modalities], 1).to(next(iter(inputs.values())).dtype)  # (B, M)
         refined, quality, weighted = {}, {}, []
         for i, m in enumerate(self.modalities):
-            x = as_sequence(inputs[m]) * pres[:, i, None, None]
+            x = as_sequence(zero_absent(inputs[m], mask[m]))
             h = self.unimodal[m](self.proj[m](x.transpose(1, 2)).transpose(1, 2))
             u = h[:, -1] if self.pooling == "last" else self.temporal[m](h.transpose(1, 2)).squeeze(-1)
             w, s = self.quality[m](u)

@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from mmrefine.core.errors import ConfigError, ContractError
 from mmrefine.core.mask import check_modalities, zero_absent
 from mmrefine.core.output import ModelOutput
+from mmrefine.core.protocols import parameter_dtype
 from mmrefine.models.fusion_model import FusionModel
 
 MODES = ("add", "concat")
@@ -187,7 +188,7 @@ class ProgressiveFusion(nn.Module):
             self._context.pop(m, None)
 
     def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ModelOutput:
-        mask = check_modalities("ProgressiveFusion", self.modalities, inputs, mask)
+        mask = check_modalities("ProgressiveFusion", self.modalities, inputs, mask, self.input_shapes, parameter_dtype(self))
         xs = {m: zero_absent(inputs[m], mask[m]) for m in self.modalities}
         b = next(iter(xs.values())).shape[0]
         ref = next(iter(xs.values()))
