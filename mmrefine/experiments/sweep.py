@@ -116,8 +116,7 @@ def run_sweep(
                 data = deep_merge(data, {"trainer": {"max_epochs": epochs}})
             cfg = load_config(path.parent / sweep.experiment, data=data)
             cfg.trainer.progress_bar = False
-            resume = (run_dir / "train" / "checkpoints" / "last.ckpt").is_file() or (run_dir / "pretrain").is_dir()
-            res = fit(cfg, resume=resume)
+            res = fit(cfg, resume=True)  # an unstarted run starts fresh, a finished one is only loaded
             task = res.module.task
             record: dict[str, Any] = {"variant": name, "seed": seed, "run_dir": str(run_dir), "test": res.test, "val": res.val,
                                       "directions": {k: task.metric_mode(k) for k in (*res.test, *res.val)}}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
+from typing import Any
 
 from torch import nn
 
@@ -41,6 +43,25 @@ def build_datamodule(cfg: ExperimentConfig) -> MultimodalDataModule:
     dm = build_checked(cls, spec, "data", {"settings": settings}, f"dataset '{name}'")
     dm.shuffle_seed = cfg.seed
     return dm
+
+
+INPUT_NEUTRAL = ("batch_size", "eval_batch_size", "num_workers", "labelled_fraction", "root")
+
+
+def data_signature(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The data settings that change what a model sees at test time: the
+    dataset's name and every constructor setting (defaults filled in), plus
+    ``split_seed``; loader settings and the data folder are left out."""
+    spec = dict(cfg.data)
+    cls = DATASETS.get(spec.get("name", ""), "data.name")
+    params = inspect.signature(cls.__init__).parameters
+    out: dict[str, Any] = {"name": spec["name"]}
+    for k, p in params.items():
+        if k in ("self", "settings") or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        out[k] = spec.get(k, None if p.default is inspect.Parameter.empty else p.default)
+    out["split_seed"] = spec.get("split_seed", cls.default_settings.split_seed)
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in out.items() if k not in INPUT_NEUTRAL}
 
 
 def build_task(cfg: ExperimentConfig, dm: MultimodalDataModule) -> Task:

@@ -21,6 +21,8 @@ checkpoints unless ``overwrite=True``.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,16 +31,20 @@ from typing import Any, Sequence
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping
 from lightning.pytorch.loggers import CSVLogger
 from safetensors.torch import load_file, save_file
 
 from mmrefine.config import ExperimentConfig, OptimConfig, to_dict
-from mmrefine.core.errors import ConfigError, DataError, RunError
+from mmrefine.core.errors import CheckpointMismatchError, ConfigError, DataError, RunError
 from mmrefine.core.protocols import inference_model
 from mmrefine.data.datamodule import MultimodalDataModule
-from mmrefine.training.builders import build_datamodule, build_model, build_task
-from mmrefine.training.module import MultimodalModule, check_architecture
+from mmrefine.training.builders import build_datamodule, build_model, build_task, data_signature
+from mmrefine.training.module import MultimodalModule, check_architecture, check_data
+from mmrefine.training.rundir import AtomicCheckpoint, RunLock, check_writable
+from mmrefine.training.tasks import Task
+
+log = logging.getLogger("mmrefine")
 
 
 @dataclass
@@ -59,19 +65,21 @@ def make_trainer(
     mode: str,
     max_epochs: int,
     callbacks: Sequence[Callback] = (),
-) -> tuple[L.Trainer, ModelCheckpoint]:
+) -> tuple[L.Trainer, AtomicCheckpoint]:
     t = cfg.trainer
     _keep_previous_logs(stage_dir / "logs")
-    ckpt = ModelCheckpoint(
+    ckpt = AtomicCheckpoint(
         dirpath=stage_dir / "checkpoints",
         filename="best-{epoch:03d}",
         monitor=monitor,
         mode=mode,
         save_top_k=t.save_top_k,
-        save_last=True,
         auto_insert_metric_name=False,
     )
-    cbs: list[Callback] = [ckpt]
+    # last.ckpt is rewritten after every epoch (not only when the best changes), atomically
+    last = AtomicCheckpoint(dirpath=stage_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                            enable_version_counter=False)
+    cbs: list[Callback] = [ckpt, last]
     if t.patience is not None:
         cbs.append(EarlyStopping(monitor=monitor, mode=mode, patience=t.patience))
     cbs.extend(callbacks)
@@ -104,21 +112,40 @@ def _keep_previous_logs(log_dir: Path) -> None:
 
 
 def read_logs(stage_dir: str | Path) -> "pandas.DataFrame":  # noqa: F821
-    """All CSV log rows of a stage, earlier (interrupted) segments first."""
+    """All CSV log rows of a stage, earlier (interrupted) segments first.
+
+    A resumed segment restarts at the epoch after its checkpoint; rows of an
+    earlier segment from that epoch on (the epoch the interruption cut short)
+    are dropped, so every epoch appears once."""
     import pandas as pd
 
     log_dir = Path(stage_dir) / "logs"
     parts = sorted(log_dir.glob("metrics.part*.csv"), key=lambda p: int(p.stem.split("part")[1]))
     files = [*parts, log_dir / "metrics.csv"]
-    frames = [pd.read_csv(f) for f in files if f.is_file()]
+    frames = [pd.read_csv(f) for f in files if f.is_file() and f.stat().st_size > 0]
     if not frames:
         raise DataError(f"no CSV logs under {log_dir}")
-    return pd.concat(frames, ignore_index=True)
+    kept = []
+    for i, frame in enumerate(frames):
+        later = [f["epoch"].min() for f in frames[i + 1:] if "epoch" in f and len(f)]
+        if later and "epoch" in frame:
+            frame = frame[frame["epoch"] < min(later)]
+        kept.append(frame)
+    return pd.concat(kept, ignore_index=True)
 
 
 def _last(stage_dir: Path) -> str | None:
+    """The stage's last.ckpt, verified readable (a truncated file is a DataError), or None."""
     p = stage_dir / "checkpoints" / "last.ckpt"
-    return str(p) if p.is_file() else None
+    if not p.is_file():
+        return None
+    read_checkpoint(p)
+    return str(p)
+
+
+def _started(stage_dir: Path) -> bool:
+    """A stage has started once it saved a checkpoint (logs alone mean an unstarted run)."""
+    return (stage_dir / "checkpoints" / "last.ckpt").is_file() or (stage_dir / "model.safetensors").is_file()
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
@@ -142,23 +169,47 @@ def fit(
     test: bool = True,
     overwrite: bool = False,
 ) -> FitResult:
-    """Train ``cfg`` (see module docstring) and test its best checkpoint."""
-    run_dir = Path(cfg.run_dir)
-    stages = [run_dir / "pretrain", run_dir / "train"]
-    if not resume:
-        used = [s for s in stages if s.exists() and any(s.iterdir())]
-        if used and not overwrite:
-            raise RunError(
-                f"run directory {run_dir} already holds a run ({', '.join(s.name for s in used)}); "
-                "resume it (--resume), overwrite it (--overwrite) or choose another run_dir"
-            )
-        for s in used:
-            shutil.rmtree(s)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    dm, task, model = prepare(cfg)
-    cfg_dict = to_dict(cfg)
+    """Train ``cfg`` (see module docstring) and test its best checkpoint.
 
+    Data and model are built before anything is written, so an invalid config
+    leaves no trace. The run directory is then checked writable and locked
+    against a second fit. A stage without a checkpoint counts as not started:
+    it is cleared and run from its beginning, so a run killed before its first
+    checkpoint resumes as a fresh one. ``resume`` on a finished run trains
+    nothing: it says so and returns the recorded metrics with the best model
+    loaded.
+    """
+    run_dir = Path(cfg.run_dir)
+    dm, task, model = prepare(cfg)
+    check_writable(run_dir)
+    with RunLock(run_dir):
+        stages = [run_dir / "pretrain", run_dir / "train"]
+        finished = (run_dir / "metrics.json").is_file()
+        if resume and finished:
+            log.warning("run %s already finished; nothing to resume (metrics from %s)", run_dir, run_dir / "metrics.json")
+            return _finished(cfg, run_dir, dm, task, model)
+        if not resume:
+            used = [s.name for s in stages if _started(s)] + (["metrics.json"] if finished else [])
+            if used and not overwrite:
+                raise RunError(
+                    f"run directory {run_dir} already holds a run ({', '.join(used)}); "
+                    "resume it (--resume), overwrite it (--overwrite) or choose another run_dir"
+                )
+            for f in ("metrics.json", "model.safetensors"):
+                (run_dir / f).unlink(missing_ok=True)
+        for s in stages:
+            if s.exists() and (not resume or not _started(s)):
+                shutil.rmtree(s)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        return _fit_stages(cfg, run_dir, dm, task, model, resume, callbacks, test)
+
+
+def _fit_stages(
+    cfg: ExperimentConfig, run_dir: Path, dm: MultimodalDataModule, task: Task, model: torch.nn.Module,
+    resume: bool, callbacks: Sequence[Callback], test: bool,
+) -> FitResult:
+    cfg_dict = to_dict(cfg)
+    signature = data_signature(cfg)
     if cfg.pretrain.epochs > 0:
         pdir = run_dir / "pretrain"
         done = pdir / "model.safetensors"
@@ -166,7 +217,7 @@ def fit(
             model.load_state_dict(load_file(done))
         else:
             optim = OptimConfig(**{**to_dict(cfg.optim), "lr": cfg.pretrain.lr or cfg.optim.lr})
-            pmod = MultimodalModule(model, task, optim, "pretrain", dm.schema, cfg_dict, cfg.trainer.validate_batches)
+            pmod = MultimodalModule(model, task, optim, "pretrain", dm.schema, cfg_dict, cfg.trainer.validate_batches, signature)
             trainer, _ = make_trainer(cfg, pdir, "val/loss", "min", cfg.pretrain.epochs, callbacks)
             trainer.fit(pmod, train_dataloaders=dm.pretrain_dataloader(), val_dataloaders=dm.val_dataloader(),
                         ckpt_path=_last(pdir) if resume else None, weights_only=True)
@@ -175,7 +226,7 @@ def fit(
             save_file({k: v.contiguous() for k, v in model.state_dict().items()}, done)
 
     tdir = run_dir / "train"
-    module = MultimodalModule(model, task, cfg.optim, "supervised", dm.schema, cfg_dict, cfg.trainer.validate_batches)
+    module = MultimodalModule(model, task, cfg.optim, "supervised", dm.schema, cfg_dict, cfg.trainer.validate_batches, signature)
     monitor = cfg.trainer.monitor or task.monitor
     mode = cfg.trainer.mode or task.mode
     trainer, ckpt = make_trainer(cfg, tdir, monitor, mode, cfg.trainer.max_epochs, callbacks)
@@ -190,8 +241,25 @@ def fit(
     if test:
         result.test = _scalars(trainer.test(module, datamodule=dm, verbose=False)[0])
     export(module.model, run_dir / "model.safetensors")
-    (run_dir / "metrics.json").write_text(json.dumps({"best_checkpoint": best, "val": result.val, "test": result.test}, indent=2))
+    _write_atomic(run_dir / "metrics.json", json.dumps({"best_checkpoint": best, "val": result.val, "test": result.test}, indent=2))
     return result
+
+
+def _finished(cfg: ExperimentConfig, run_dir: Path, dm: MultimodalDataModule, task: Task, model: torch.nn.Module) -> FitResult:
+    """The result of a finished run, from its metrics.json and best checkpoint."""
+    recorded = json.loads((run_dir / "metrics.json").read_text())
+    module = MultimodalModule(model, task, cfg.optim, "supervised", dm.schema, to_dict(cfg), data_signature=data_signature(cfg))
+    best = recorded.get("best_checkpoint") or ""
+    if best:
+        load_weights(module, best)
+    trainer, _ = make_trainer(cfg, run_dir / "eval", task.monitor, task.mode, 1)
+    return FitResult(run_dir, best, recorded.get("val", {}), recorded.get("test", {}), module, dm, trainer)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -213,14 +281,22 @@ def load_weights(module: MultimodalModule, path: str | Path) -> None:
     if meta is None or "state_dict" not in ckpt:
         raise ConfigError(f"{path} is not an mmrefine checkpoint")
     check_architecture(meta["architecture"], module.model)
-    module.load_state_dict(ckpt["state_dict"], strict=False)
+    check_data(meta.get("data"), module.data_signature, path)
+    try:
+        module.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as exc:
+        raise CheckpointMismatchError(f"{path}: its weights do not match the model ({str(exc).splitlines()[0]})") from exc
 
 
 def export(model: torch.nn.Module, path: str | Path) -> Path:
     """Save the inference model's weights (no Refiner decoders) as safetensors."""
     inf = inference_model(model)
-    save_file({k: v.detach().contiguous().cpu() for k, v in inf.state_dict().items()}, str(path))
-    return Path(path)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in inf.state_dict().items()}, str(tmp))
+    os.replace(tmp, path)
+    return path
 
 
 def load_inference_model(cfg: ExperimentConfig, weights: str | Path) -> torch.nn.Module:
@@ -236,7 +312,7 @@ def load_inference_model(cfg: ExperimentConfig, weights: str | Path) -> torch.nn
 def load_module(cfg: ExperimentConfig, checkpoint: str | Path) -> tuple[MultimodalDataModule, MultimodalModule]:
     """Build ``cfg``'s datamodule and module and load ``checkpoint`` (architecture checked)."""
     dm, task, model = prepare(cfg)
-    module = MultimodalModule(model, task, cfg.optim, "supervised", dm.schema, to_dict(cfg))
+    module = MultimodalModule(model, task, cfg.optim, "supervised", dm.schema, to_dict(cfg), data_signature=data_signature(cfg))
     load_weights(module, checkpoint)
     return dm, module
 

@@ -30,7 +30,20 @@ STAGES = ("supervised", "pretrain")
 
 
 class MultimodalModule(L.LightningModule):
-    """See module docstring. ``config`` (a plain dict) is stored in checkpoints."""
+    """See module docstring.
+
+    Args:
+        model: a :class:`~mmrefine.core.MultimodalModel`.
+        task: the task (loss, metrics, predictions).
+        optim: optimiser and schedule settings.
+        stage: ``supervised`` or ``pretrain`` (auxiliary losses only, no labels).
+        schema: the data's batch schema; batches are validated against it.
+        config: the experiment config as a plain dict, stored in checkpoints.
+        validate_batches: validate every batch against ``schema``.
+        data_signature: the data settings that change the inputs (see
+            :func:`~mmrefine.training.builders.data_signature`), stored in
+            checkpoints and compared when one is loaded.
+    """
 
     def __init__(
         self,
@@ -41,6 +54,7 @@ class MultimodalModule(L.LightningModule):
         schema: BatchSchema | None = None,
         config: dict[str, Any] | None = None,
         validate_batches: bool = True,
+        data_signature: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if stage not in STAGES:
@@ -55,6 +69,7 @@ class MultimodalModule(L.LightningModule):
         self.schema = schema
         self.config = config or {}
         self.validate_batches = validate_batches
+        self.data_signature = data_signature
         self.val_metrics = task.metrics().clone(prefix="val/")
         self.test_metrics = task.metrics().clone(prefix="test/")
 
@@ -136,6 +151,7 @@ class MultimodalModule(L.LightningModule):
             "config": self.config,
             "stage": self.stage,
             "architecture": architecture_signature(self.model),
+            "data": self.data_signature,
             "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
         }
 
@@ -144,6 +160,7 @@ class MultimodalModule(L.LightningModule):
         if meta is None:
             raise ConfigError("not an mmrefine checkpoint (no 'mmrefine' section)")
         check_architecture(meta.get("architecture", {}), self.model)
+        check_data(meta.get("data"), self.data_signature, "checkpoint")
         rng = meta.get("rng")
         if rng is not None:
             torch.set_rng_state(rng["torch"])
@@ -173,3 +190,16 @@ def check_architecture(saved: dict[str, list[int]], model: nn.Module) -> None:
         if shapes:
             parts.append("shape differs: " + few([f"{k} {saved[k]} vs {current[k]}" for k in shapes]))
         raise CheckpointMismatchError("checkpoint is from another architecture; " + "; ".join(parts))
+
+
+def check_data(saved: dict[str, Any] | None, current: dict[str, Any] | None, source: Any) -> None:
+    """Raise a :class:`ConfigError` naming every data setting that changes the
+    model's inputs and differs from the one the model was trained with
+    (nothing to compare when either side is unknown)."""
+    if saved is None or current is None:
+        return
+    diff = [k for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
+    if diff:
+        parts = [f"data.{k}: trained with {saved.get(k)!r}, now {current.get(k)!r}" for k in diff]
+        raise ConfigError(f"{source} was trained on differently prepared data; " + "; ".join(parts)
+                          + ". Use the training run's config (its config.yaml) or set these back")
