@@ -145,6 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MMRefineError as exc:
         print(f"mmrefine: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a user path that cannot be read or written
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"mmrefine: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

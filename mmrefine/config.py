@@ -13,9 +13,6 @@ Overrides ``key.sub=value`` (value parsed as YAML) are applied last.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import types
-import typing
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +21,12 @@ from typing import Any, Mapping, Sequence, Union
 import yaml
 
 from mmrefine.core.errors import ConfigError
+from mmrefine.core.typecheck import from_dict  # noqa: F401  (re-exported: configs are built with it)
+
+
+def _check(ok: bool, key: str, rule: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{key} {rule}, got {value!r}")
 
 
 @dataclass
@@ -65,6 +68,15 @@ class OptimConfig:
     schedule: str = "cosine"
     min_lr_ratio: float = 0.0
 
+    def __post_init__(self) -> None:
+        _check(self.lr > 0, "optim.lr", "must be positive", self.lr)
+        _check(self.weight_decay >= 0, "optim.weight_decay", "must be >= 0", self.weight_decay)
+        _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas", "must be two numbers in [0, 1)", self.betas)
+        _check(self.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0", self.warmup_steps)
+        _check(0 <= self.warmup_fraction < 1, "optim.warmup_fraction", "must be in [0, 1)", self.warmup_fraction)
+        _check(self.schedule in ("cosine", "linear", "constant"), "optim.schedule", "must be cosine, linear or constant", self.schedule)
+        _check(0 <= self.min_lr_ratio <= 1, "optim.min_lr_ratio", "must be in [0, 1]", self.min_lr_ratio)
+
 
 @dataclass
 class TrainerConfig:
@@ -87,6 +99,16 @@ class TrainerConfig:
     num_sanity_val_steps: int = 2
     check_val_every_n_epoch: int = 1
 
+    def __post_init__(self) -> None:
+        _check(self.max_epochs >= 1, "trainer.max_epochs", "must be >= 1", self.max_epochs)
+        _check(self.patience is None or self.patience >= 0, "trainer.patience", "must be >= 0", self.patience)
+        _check(self.mode in (None, "min", "max"), "trainer.mode", "must be min or max", self.mode)
+        _check(self.save_top_k >= -1, "trainer.save_top_k", "must be >= -1", self.save_top_k)
+        _check(self.gradient_clip_val is None or self.gradient_clip_val > 0, "trainer.gradient_clip_val", "must be positive",
+               self.gradient_clip_val)
+        _check(self.log_every_n_steps >= 1, "trainer.log_every_n_steps", "must be >= 1", self.log_every_n_steps)
+        _check(self.check_val_every_n_epoch >= 1, "trainer.check_val_every_n_epoch", "must be >= 1", self.check_val_every_n_epoch)
+
 
 @dataclass
 class PretrainConfig:
@@ -95,6 +117,10 @@ class PretrainConfig:
 
     epochs: int = 0
     lr: Union[float, None] = None
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 0, "pretrain.epochs", "must be >= 0", self.epochs)
+        _check(self.lr is None or self.lr > 0, "pretrain.lr", "must be positive", self.lr)
 
 
 @dataclass
@@ -112,77 +138,6 @@ class ExperimentConfig:
 # --------------------------------------------------------------------------- loading
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _convert(value: Any, tp: Any, path: str) -> Any:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
-        return from_dict(tp, value, path)
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _convert(value, a, path)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(f"{path}: {value!r} matches none of {' | '.join(_type_name(a) for a in args)}")
-    if origin in (list, Sequence):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path}: expected a list, got {type(value).__name__} {value!r}")
-        (item,) = typing.get_args(tp) or (Any,)
-        return [_convert(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
-    if origin is dict or tp is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__} {value!r}")
-        args = typing.get_args(tp)
-        if args:
-            return {k: _convert(v, args[1], f"{path}.{k}") for k, v in value.items()}
-        return dict(value)
-    if tp is Any:
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true/false, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: expected a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {value!r}")
-        return value
-    return value
-
-
-def from_dict(cls: type, data: Mapping[str, Any], path: str = "") -> Any:
-    """Build dataclass ``cls`` from ``data``; unknown keys raise ConfigError."""
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in data.items():
-        where = f"{path}.{key}" if path else str(key)
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ConfigError(f"unknown config key '{where}'{hint}; allowed here: {', '.join(names)}")
-        kwargs[key] = _convert(value, hints[key], where)
-    return cls(**kwargs)
-
-
 def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
@@ -198,9 +153,12 @@ def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, An
     return out
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, resolving ``base:`` chains."""
+def read_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a YAML mapping, resolving ``base:`` chains (a cycle is an error)."""
     path = Path(path)
+    if path.resolve() in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, path.resolve()))
+        raise ConfigError(f"base: cycle in config files: {cycle}")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
@@ -211,7 +169,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: the top level must be a mapping")
     base = data.pop("base", None)
     if base is not None:
-        data = deep_merge(read_yaml(path.parent / base), data)
+        if not isinstance(base, str):
+            raise ConfigError(f"{path}: base must be a file name, got {base!r}")
+        data = deep_merge(read_yaml(path.parent / base, (*_chain, path.resolve())), data)
     return dict(data)
 
 
@@ -221,7 +181,13 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
         if "=" not in item:
             raise ConfigError(f"override '{item}' must look like key.sub=value")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            first = str(exc).splitlines()[0]
+            raise ConfigError(f"override '{item}': the value is not valid YAML ({first}); quote it or fix the brackets") from exc
+        if not key or any(not p for p in key.split(".")):
+            raise ConfigError(f"override '{item}': the key must look like section.key")
         node = out
         parts = key.split(".")
         for p in parts[:-1]:

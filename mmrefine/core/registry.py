@@ -12,6 +12,7 @@ import inspect
 from typing import Any, Callable, Generic, Mapping, TypeVar
 
 from mmrefine.core.errors import ConfigError, ContractError
+from mmrefine.core.typecheck import convert, signature_hints
 
 T = TypeVar("T")
 
@@ -75,7 +76,8 @@ def build_checked(
     what: str = "",
 ) -> T:
     """Call ``cls(**provided, **kwargs)`` after checking every config key in
-    ``kwargs`` against its signature (unknown keys and keys the caller sets are errors)."""
+    ``kwargs`` against its signature (unknown keys and keys the caller sets are
+    errors) and its value against the parameter's type hint."""
     what = what or getattr(cls, "__name__", "component")
     provided = dict(provided or {})
     params = _signature_params(cls)
@@ -86,6 +88,8 @@ def build_checked(
             raise ConfigError(f"{where}.{key}: set automatically for {what}; remove it from the config")
         if key not in params and not takes_var_kw:
             raise ConfigError(f"{where}.{key}: unknown key for {what}{_suggest(key, settable)}; accepted: {', '.join(settable)}")
+    hints = signature_hints(cls)
+    kwargs = {k: convert(v, hints[k], f"{where}.{k}") if k in hints else v for k, v in kwargs.items()}
     provided = {k: v for k, v in provided.items() if k in params or takes_var_kw}
     missing = [
         k for k, p in params.items()

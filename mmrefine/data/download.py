@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmrefine.core.errors import ConfigError, DataError
+from mmrefine.data.sources import read_wav
 
 MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 MNIST_FILES = {
@@ -72,21 +73,41 @@ class Missing:
 
     def message(self, root: Path) -> str:
         few = ", ".join(self.files[:4]) + (f" and {len(self.files) - 4} more" if len(self.files) > 4 else "")
-        return f"{self.dataset}: missing {few} under {root}; get them with `mmrefine data download {self.dataset} --data-root {root}`"
+        return f"{self.dataset}: missing or damaged {few} under {root}; get them with `mmrefine data download {self.dataset} --data-root {root}`"
 
 
 def check(name: str, root: str | Path) -> Missing | None:
-    """What of dataset ``name`` is missing under ``root`` (None when complete)."""
+    """What of dataset ``name`` is missing or damaged under ``root`` (None when
+    complete). Contents are verified, not only names: each MNIST file against
+    its SHA-256; FSDD against the manifest of the 3,000 recordings, and when that
+    differs, every WAV's header and length, so the damaged files are named."""
     root = Path(root)
     if name == "mnist":
-        missing = [f"mnist/{f}" for f in MNIST_FILES if not (root / "mnist" / f).is_file()]
+        missing = []
+        for f, digest in MNIST_FILES.items():
+            path = root / "mnist" / f
+            if not path.is_file():
+                missing.append(f"mnist/{f}")
+            elif sha256(path) != digest:
+                missing.append(f"mnist/{f} (corrupt: SHA-256 differs)")
     elif name == "fsdd":
         rec = root / "fsdd" / "recordings"
         n = len(list(rec.glob("*.wav"))) if rec.is_dir() else 0
         missing = [] if n == FSDD_COUNT else [f"fsdd/recordings ({FSDD_COUNT - n} of {FSDD_COUNT} WAV files)"]
+        if not missing and manifest(rec) != FSDD_MANIFEST:
+            missing = [f"fsdd/recordings/{p.name} (corrupt: {_wav_problem(p)})" for p in sorted(rec.glob("*.wav")) if _wav_problem(p)]
+            missing = missing or ["fsdd/recordings (contents differ from FSDD v1.0.10)"]
     else:
         raise ConfigError(f"unknown dataset '{name}'; downloadable: {', '.join(DATASETS)}")
     return Missing(name, missing) if missing else None
+
+
+def _wav_problem(path: Path) -> str:
+    try:
+        read_wav(path)
+    except DataError as exc:
+        return str(exc).split(": ", 1)[-1]
+    return ""
 
 
 def require(name: str, root: str | Path) -> None:

@@ -56,6 +56,10 @@ def read_mfeat_csv(root: str | Path, views: Sequence[str] = tuple(VIEWS)) -> tup
             raise DataError(f"{path}: no data rows")
         if arr.shape[1] != VIEWS[v] + 1:
             raise DataError(f"{path}: expected {VIEWS[v]} features + label = {VIEWS[v] + 1} columns, got {arr.shape[1]}")
+        bad = np.argwhere(~np.isfinite(arr))
+        if len(bad):
+            r, c = (int(i) for i in bad[0])
+            raise DataError(f"{path}: line {r + 2}, column {c + 1}: missing or not finite")
         y = arr[:, -1]
         if not np.all(y == np.round(y)) or y.min() < 0 or y.max() > 9:
             raise DataError(f"{path}: labels must be integers 0-9")

@@ -59,8 +59,10 @@ def read_prices(path: Path) -> tuple[np.ndarray, np.ndarray]:
         close = df["Adj Close"].astype(float).to_numpy()
     except (ValueError, TypeError) as exc:
         raise DataError(f"{path}: malformed Date or Adj Close values ({exc})") from exc
-    if not np.all(np.isfinite(close)) or np.any(close <= 0):
-        raise DataError(f"{path}: Adj Close must be positive and finite")
+    bad = np.flatnonzero(~np.isfinite(close) | (close <= 0))
+    if len(bad):
+        r = int(bad[0])
+        raise DataError(f"{path}: line {r + 2} ({df['Date'].iloc[r]}), column Adj Close: {close[r]!r}; prices must be positive and finite")
     return dates, close
 
 

@@ -15,7 +15,7 @@ from tests.conftest import DATA_ROOT, requires_data
 @requires_data("mnist")
 def test_mnist_download_verifies_checksums(tmp_path: Path, capsys) -> None:
     mirror = (DATA_ROOT / "mnist").resolve().as_uri()
-    with pytest.raises(DataError, match="mnist: missing mnist/train-images.idx3-ubyte.gz.*mmrefine data download mnist"):
+    with pytest.raises(DataError, match="mnist: missing or damaged mnist/train-images.idx3-ubyte.gz.*mmrefine data download mnist"):
         require("mnist", tmp_path / "root")
     assert main(["data", "download", "mnist", "--data-root", str(tmp_path / "root"), "--base-url", mirror]) == 0
     for f, digest in MNIST_FILES.items():
@@ -50,5 +50,5 @@ def test_fsdd_download_extracts_and_checks_the_manifest(tmp_path: Path) -> None:
     partial.mkdir(parents=True)
     for p in sorted((DATA_ROOT / "fsdd" / "recordings").glob("*.wav"))[:10]:
         shutil.copy(p, partial)
-    with pytest.raises(DataError, match=r"fsdd: missing fsdd/recordings \(2990 of 3000 WAV files\).*mmrefine data download fsdd"):
+    with pytest.raises(DataError, match=r"fsdd: missing or damaged fsdd/recordings \(2990 of 3000 WAV files\).*mmrefine data download fsdd"):
         require("fsdd", tmp_path / "partial")
