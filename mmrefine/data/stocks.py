@@ -84,7 +84,7 @@ class StocksDataModule(MultimodalDataModule):
 
     task = "regression"
 
-    def __init__(self, sector: str = "fnb", tickers: list[str] | None = None, target: str | None = None,
+    def __init__(self, sector: str | None = "fnb", tickers: list[str] | None = None, target: str | None = None,
                  window: int = 32, horizon: int = 5, train: float = 0.7, val: float = 0.15,
                  on_missing: str = "error", settings: DataSettings | None = None) -> None:
         super().__init__(settings)

@@ -120,3 +120,17 @@ def test_training_on_nan_in_absent_samples_equals_training_on_zeros(tmp_path) ->
     assert all(torch.isfinite(v).all() for v in w_nan.values())
     assert all(torch.equal(w_nan[k], w_zero[k]) for k in w_zero)
     assert m_nan == m_zero and math.isfinite(m_nan["test/acc"])
+
+
+@pytest.mark.parametrize("fusion", FUSIONS.names())
+def test_all_modalities_absent_and_empty_batches(fusion: str) -> None:
+    """Every modality absent gives finite outputs (the head's bias); an empty batch gives empty outputs."""
+    model = Refiner(fusion_model(fusion), ms={"weight": 0.1}).eval()
+    x = {m: torch.full((4, *s), float("nan")) for m, s in VEC.items()}
+    mask = {m: torch.zeros(4, dtype=torch.bool) for m in VEC}
+    out = model(x, mask)
+    assert torch.isfinite(out.logits).all() and torch.allclose(out.logits, out.logits[:1].expand_as(out.logits))
+    assert all(torch.isfinite(v) for v in model.auxiliary_losses(out, mask, torch.tensor([0, 1, 2, 0])).values())
+    empty = model({m: torch.zeros(0, *s) for m, s in VEC.items()})
+    assert empty.logits.shape == (0, 3)
+    assert all(torch.isfinite(v) for v in model.auxiliary_losses(empty, None, torch.zeros(0, dtype=torch.long)).values())

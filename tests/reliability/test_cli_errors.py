@@ -61,7 +61,7 @@ def test_a_base_cycle_is_one_line(tmp_path: Path, capsys) -> None:
     [
         ("trainer.max_epochs=[1", "is not valid YAML"),
         ("trainer.max_epochs=-3", "trainer.max_epochs must be >= 1, got -3"),
-        ("optim.lr=-0.1", "optim.lr must be positive, got -0.1"),
+        ("optim.lr=-0.1", "optim.lr must be >= 0, got -0.1"),
         ("pretrain.epochs=-1", "pretrain.epochs must be >= 0"),
         ("optim.schedule=cosin", "optim.schedule must be cosine, linear or constant"),
     ],
