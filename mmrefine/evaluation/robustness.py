@@ -3,14 +3,25 @@
 * :func:`nonempty_subsets` enumerates every non-empty subset of modalities to
   keep (the runs that test with the others absent are in
   :mod:`mmrefine.experiments.sweep`).
-* Corruptions at level ``s`` in [0, 1] (seeded): ``gaussian``
-  ``x + s * std(x) * N(0, 1)`` (std over the whole split), ``bernoulli``
-  (UCRN) each value zeroed with probability ``s``.
-* :func:`relative_robustness`: Progressive Fusion's (Shankar et al., AAAI 2022) area between performance-vs-noise
-  curves over an equally spaced grid (trapezoid rule, divided by the grid's
-  span), ``tau = mean_s (perf_f(s) - perf_b(s))`` with error metrics negated,
-  so positive means more robust than the baseline; :func:`scale_unit` maps a set
-  of such scores to [0, 1] as the paper does.
+* Corruptions at level ``s`` in [0, 1] (seeded), ``sigma = std(x)`` over the
+  whole split:
+
+  - ``gaussian``: ``x + s * sigma * N(0, 1)`` (Progressive Fusion's noise);
+  - ``bernoulli_add``: ``x + sigma * B``, ``B ~ Bernoulli(s)`` per value: noise
+    *added* with probability s. This is what UCRN (Guo et al., Sec. 4.4) describes
+    ("noise that follows a Bernoulli distribution is randomly added on the
+    entire modality features with a probability of noise presence 0.5"; the
+    noise's scale is not given, so one standard deviation of the features);
+  - ``bernoulli_zero``: each value zeroed with probability s (dropout-style
+    masking; not the paper's protocol).
+
+  A bare ``bernoulli`` is refused as ambiguous.
+* :func:`relative_robustness`: Progressive Fusion's (Shankar et al., AAAI 2022,
+  appendix "Robustness Computation") ``tau = int Perf(f, s) - Perf(b, s) ds``,
+  computed as the paper says: the difference averaged over an equally spaced
+  grid of noise levels, ``tau = mean_s (perf_f(s) - perf_b(s))``, negated for
+  error metrics, so positive means more robust than the baseline;
+  :func:`scale_unit` maps a set of such scores to [0, 1] as the paper does.
 * :func:`percentage_drop`: UCRN's ``(full - degraded) / full``.
 """
 
@@ -26,7 +37,7 @@ from mmrefine.core.errors import ConfigError
 from mmrefine.core.mask import zero_absent
 from mmrefine.data.dataset import TensorMultimodalDataset, decode
 
-CORRUPTIONS = ("gaussian", "bernoulli")
+CORRUPTIONS = ("gaussian", "bernoulli_add", "bernoulli_zero")
 
 
 def nonempty_subsets(modalities: Sequence[str]) -> list[tuple[str, ...]]:
@@ -36,6 +47,9 @@ def nonempty_subsets(modalities: Sequence[str]) -> list[tuple[str, ...]]:
 
 def corrupt(ds: TensorMultimodalDataset, modality: str, kind: str, level: float, seed: int = 0) -> TensorMultimodalDataset:
     """A copy of ``ds`` with ``modality`` corrupted (see module docstring)."""
+    if kind == "bernoulli":
+        raise ConfigError("corruption 'bernoulli' is ambiguous: 'bernoulli_add' adds noise with probability s "
+                          "(UCRN's protocol), 'bernoulli_zero' zeroes values with probability s")
     if kind not in CORRUPTIONS:
         raise ConfigError(f"corruption must be one of {CORRUPTIONS}, got '{kind}'")
     if not 0.0 <= level <= 1.0:
@@ -46,8 +60,10 @@ def corrupt(ds: TensorMultimodalDataset, modality: str, kind: str, level: float,
     x = decode(ds.inputs[modality])
     if kind == "gaussian":
         noisy = x + level * x.std() * torch.randn(x.shape, generator=g, dtype=x.dtype)
+    elif kind == "bernoulli_add":
+        noisy = x + x.std() * (torch.rand(x.shape, generator=g) < level).to(x.dtype)
     else:
-        noisy = x * (torch.rand(x.shape, generator=g) >= level).to(x.dtype)
+        noisy = torch.where(torch.rand(x.shape, generator=g) < level, x.new_zeros(()), x)
     inputs = dict(ds.inputs)
     inputs[modality] = zero_absent(noisy, ds.mask[modality])  # absent samples stay zero
     return TensorMultimodalDataset(inputs, ds.labels, ds.mask)
@@ -61,8 +77,7 @@ def relative_robustness(levels: Sequence[float], model: Sequence[float], baselin
     diff = np.asarray(model, dtype=float) - np.asarray(baseline, dtype=float)
     if not higher_is_better:
         diff = -diff
-    area = float(np.sum((diff[1:] + diff[:-1]) / 2 * np.diff(lv)))
-    return area / float(lv[-1] - lv[0])
+    return float(diff.mean())
 
 
 def scale_unit(scores: Mapping[str, float]) -> dict[str, float]:

@@ -29,16 +29,22 @@ from mmrefine.core.errors import BatchError
 
 
 def pair_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Positive and negative ``(B, B)`` masks (diagonal excluded)."""
+    """Positive and negative ``(B, B)`` masks (diagonal excluded).
+
+    Multi-hot labels: a pair is positive when it shares a label, negative
+    otherwise, except that two samples with no label at all form no pair (their
+    similarity says nothing about a class)."""
+    eye = torch.eye(labels.shape[0], dtype=torch.bool, device=labels.device)
     if labels.dim() == 1:
         same = labels[:, None] == labels[None, :]
-    elif labels.dim() == 2:
-        y = (labels > 0).float()
-        same = (y @ y.T) > 0
-    else:
+        return same & ~eye, ~same & ~eye
+    if labels.dim() != 2:
         raise BatchError(f"labels must be (B,) or (B, C), got {tuple(labels.shape)}")
-    eye = torch.eye(labels.shape[0], dtype=torch.bool, device=labels.device)
-    return same & ~eye, ~same & ~eye
+    y = (labels > 0).float()
+    same = (y @ y.T) > 0
+    empty = y.sum(1) == 0
+    both_empty = empty[:, None] & empty[None, :]
+    return same & ~eye, ~same & ~eye & ~both_empty
 
 
 def mine_hard_pairs(sim: Tensor, pos: Tensor, neg: Tensor, epsilon: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -8,7 +8,10 @@ token leads; positions are sinusoidal over the whole stream::
     H^0 = tokens,  H^l = Layer_l(H^{l-1})   l = 1..L   (pre-LayerNorm)
 
 Tokens of absent modalities are masked out of attention. The output exposes
-``hidden_states`` ``(H^0, ..., H^L)`` and each modality's token ``spans``.
+``hidden_states`` ``(LN(H^0), ..., LN(H^L))``, every layer through the final
+LayerNorm (pre-LN layers leave their outputs unnormalised, so a pooling over
+two layers compares like with like only after the same norm), and each
+modality's token ``spans``. Everything below reads these normalised states.
 
 * fused embedding: the masked mean over all present tokens of layer ``L - k + 1``
   (``fused_depth`` = k, MMF's ``average_k_from_last``), or the [CLS] state
@@ -147,11 +150,10 @@ class EarlyFusionTransformer(nn.Module):
         h = torch.cat(parts, 1)
         h = h + sinusoidal_positions(h.shape[1], self.d).to(h)
         token_mask = torch.cat(present, 1)
-        states = [h]
+        states = [self.norm(h)]
         for layer in self.layers:
             h = layer(h, src_key_padding_mask=~token_mask)
-            states.append(h)
-        states[-1] = self.norm(states[-1])
+            states.append(self.norm(h))
         if self.fused == "cls":
             z = states[-1][:, 0]
         else:

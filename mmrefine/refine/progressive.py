@@ -7,6 +7,10 @@ unimodal encoders and unroll R steps.
 
 * ``W_m`` is a back-projection, ``linear`` or ``mlp`` (one hidden ReLU layer of
   width ``hidden``), shared across steps; gradients flow through every step.
+  Its layers have no bias, so ``W_m(0) = 0`` by construction, at
+  initialisation and after any amount of training: with ``c_0 = 0`` the first
+  step is exactly the base model, ``Ĝ_m(x_m, 0) = G_m(x_m)`` (a bias would make
+  ``W_m(0) = b`` and break this once it trains).
 * ``⊕`` (``mode``): ``add`` adds ``W_m(c)`` to the input of the encoder
   submodule named by ``inject_at`` (``None``: the encoder input itself), so the
   context can enter any layer of any encoder; ``concat`` concatenates
@@ -50,15 +54,15 @@ class ProgressiveInternals(NamedTuple):
 
 
 def back_projection(in_dim: int, out_dim: int, kind: str, hidden: int, zero_init: bool) -> nn.Module:
+    """``W(c)``, bias-free so that ``W(0) = 0`` (see module docstring)."""
     if kind == "linear":
-        net = nn.Sequential(nn.Linear(in_dim, out_dim))
+        net = nn.Sequential(nn.Linear(in_dim, out_dim, bias=False))
     elif kind == "mlp":
-        net = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+        net = nn.Sequential(nn.Linear(in_dim, hidden, bias=False), nn.ReLU(), nn.Linear(hidden, out_dim, bias=False))
     else:
         raise ConfigError(f"progressive.backprojection must be 'linear' or 'mlp', got '{kind}'")
     if zero_init:
         nn.init.zeros_(net[-1].weight)
-        nn.init.zeros_(net[-1].bias)
     return net
 
 

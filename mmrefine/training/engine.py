@@ -5,7 +5,8 @@ Run directory layout::
 
     RUN_DIR/config.yaml                the resolved config
     RUN_DIR/pretrain/                  checkpoints + CSV logs of the pretraining stage
-    RUN_DIR/pretrain/model.safetensors weights after pretraining (marks the stage done)
+    RUN_DIR/pretrain/model.safetensors weights of the best pretraining epoch by validation
+                                   refiner loss (marks the stage done)
     RUN_DIR/train/checkpoints/         best-*.ckpt and last.ckpt
     RUN_DIR/train/logs/metrics.csv     CSV logs (a resumed run keeps the earlier
                                        segments as metrics.part0.csv, ...; see read_logs)
@@ -218,11 +219,13 @@ def _fit_stages(
         else:
             optim = OptimConfig(**{**to_dict(cfg.optim), "lr": cfg.pretrain.lr or cfg.optim.lr})
             pmod = MultimodalModule(model, task, optim, "pretrain", dm.schema, cfg_dict, cfg.trainer.validate_batches, signature)
-            trainer, _ = make_trainer(cfg, pdir, "val/loss", "min", cfg.pretrain.epochs, callbacks)
+            trainer, pbest = make_trainer(cfg, pdir, "val/loss", "min", cfg.pretrain.epochs, callbacks)
             trainer.fit(pmod, train_dataloaders=dm.pretrain_dataloader(), val_dataloaders=dm.val_dataloader(),
                         ckpt_path=_last(pdir) if resume else None, weights_only=True)
             if trainer.interrupted:
                 raise KeyboardInterrupt("pretraining interrupted")
+            if pbest.best_model_path:  # keep the best epoch by validation refiner loss, as fine-tuning does
+                load_weights(pmod, pbest.best_model_path)
             save_file({k: v.contiguous() for k, v in model.state_dict().items()}, done)
 
     tdir = run_dir / "train"

@@ -77,3 +77,12 @@ def test_hard_mining_rule_by_hand() -> None:
     a1, p, a2, n = mine_hard_pairs(sim, pos, neg, epsilon=0.1)
     assert list(zip(a1.tolist(), p.tolist())) == [(0, 1)]  # 0.3 - 0.1 < 0.35
     assert list(zip(a2.tolist(), n.tolist())) == [(0, 2)]  # 0.35 + 0.1 > 0.3; -0.9 is easy
+
+
+def test_samples_without_any_label_are_not_negatives_of_each_other() -> None:
+    labels = torch.tensor([[1, 0], [0, 0], [0, 0], [0, 1]])
+    pos, neg = pair_masks(labels)
+    assert not pos[1].any() and not pos[2].any()
+    assert not neg[1, 2] and not neg[2, 1]  # two unlabelled samples: no pair
+    assert neg[1, 0] and neg[1, 3] and neg[0, 1]  # an unlabelled sample is still a negative of a labelled one
+    assert neg[0, 3] and not neg[0, 0]

@@ -144,6 +144,17 @@ def test_early_fusion_poolings_have_documented_shapes(pooling) -> None:
     assert torch.allclose(out.features["t"], expected, atol=1e-5)
 
 
+def test_early_fusion_pools_every_layer_after_the_same_norm() -> None:
+    """*_last2 poolings must not mix the final LayerNorm-ed layer with a raw one:
+    every exposed layer has gone through the final LayerNorm (at init: per-token
+    mean 0, std 1)."""
+    torch.manual_seed(0)
+    model = EarlyFusionTransformer(EF, 2, d=8, heads=2, layers=3, target_pooling="avg_last2").eval()
+    for h in model(seq_inputs(EF)).fusion.hidden_states:
+        assert torch.allclose(h.mean(-1), torch.zeros(h.shape[:2]), atol=1e-5)
+        assert torch.allclose(h.std(-1, unbiased=False), torch.ones(h.shape[:2]), atol=1e-3)
+
+
 def test_early_fusion_masks_absent_tokens_and_trains_inside_a_refiner() -> None:
     torch.manual_seed(0)
     model = EarlyFusionTransformer(EF, 3, d=8, heads=2, layers=2, target_pooling="avg_last2", fused_depth=2)

@@ -45,13 +45,23 @@ def test_context_changes_later_steps_and_gradients_reach_every_parameter() -> No
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
-def test_single_step_with_zero_context_is_the_base_model_plus_bias() -> None:
-    model = base({"name": "concat"})
-    pf = ProgressiveFusion(model, SHAPES, steps=1)
-    for bp in pf.backprojections.values():
-        torch.nn.init.zeros_(bp[-1].bias)
+@pytest.mark.parametrize("kind", ["linear", "mlp"])
+def test_first_step_is_the_base_model_even_after_training(kind: str) -> None:
+    """c_0 = 0 and W(0) = 0 by construction: step 1 is the base model at
+    initialisation and after training steps (a biased W would drift from 0)."""
+    model = base({"name": "gmu", "out_dim": 6})
+    pf = ProgressiveFusion(model, SHAPES, steps=2, backprojection=kind, hidden=5, inject_at="net.2")
+    opt = torch.optim.SGD(pf.parameters(), lr=0.5)
+    for _ in range(5):
+        opt.zero_grad()
+        pf(inputs()).logits.square().mean().backward()
+        opt.step()
     x = inputs()
-    assert torch.equal(pf(x).logits, model(x).logits)  # c_0 = 0 and W(0) = 0
+    out = pf(x)
+    assert torch.equal(out.steps[0], model(x).fused)
+    assert not torch.allclose(out.steps[1], out.steps[0])
+    for bp in pf.backprojections.values():
+        assert torch.equal(bp(torch.zeros(3, 6)), torch.zeros(3, bp[-1].out_features))
 
 
 def test_iterative_ablation_uses_own_previous_features() -> None:

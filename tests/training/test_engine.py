@@ -149,3 +149,26 @@ def test_two_process_ddp_spawn_fit(tmp_path: Path) -> None:
     res = fit(cfg)
     assert res.trainer.world_size == 2
     assert math.isfinite(res.val["val/loss"]) and res.test["test/acc"] > 0.5
+
+
+class SpoilLastPretrainEpoch(L.Callback):
+    """Scales the decoders' weights at the start of the last pretraining epoch, so
+    that epoch's validation refiner loss is worse than an earlier one's."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if pl_module.stage == "pretrain" and trainer.current_epoch == trainer.max_epochs - 1:
+            with torch.no_grad():
+                for p in pl_module.model.decoders.parameters():
+                    p.mul_(50.0)
+
+
+def test_pretraining_keeps_its_best_epoch(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, model={"refiner": {}}, pretrain={"epochs": 3}, trainer={"max_epochs": 1})
+    fit(cfg, callbacks=[SpoilLastPretrainEpoch()], test=False)
+    pdir = Path(cfg.run_dir) / "pretrain"
+    best = read_checkpoint(next((pdir / "checkpoints").glob("best-*.ckpt")))
+    last = read_checkpoint(pdir / "checkpoints" / "last.ckpt")
+    assert best["epoch"] < last["epoch"] == 2
+    kept = load_file(pdir / "model.safetensors")
+    for k, v in kept.items():
+        assert torch.equal(v, best["state_dict"][f"model.{k}"]), k
