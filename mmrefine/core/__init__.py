@@ -20,6 +20,7 @@ from mmrefine.core.protocols import (
     HasGates,
     HasInferenceModel,
     HasInputShape,
+    HasSlots,
     HasStepFeatures,
     HasWeights,
     MultimodalModel,
@@ -31,7 +32,7 @@ from mmrefine.core.registry import Registry, build_checked
 
 __all__ = [
     "BatchError", "CheckpointMismatchError", "ConfigError", "ContractError", "DataError", "HasAuxiliaryLosses",
-    "HasGates", "HasInferenceModel", "HasInputShape", "HasStepFeatures", "HasWeights", "MMRefineError", "ModelOutput",
+    "HasGates", "HasInferenceModel", "HasInputShape", "HasSlots", "HasStepFeatures", "HasWeights", "MMRefineError", "ModelOutput",
     "MultimodalModel", "Registry", "RunError", "build_checked", "check_model", "check_modalities", "full_mask",
     "inference_model", "mlp", "parameter_dtype", "sinusoidal_positions", "zero_absent",
 ]

@@ -83,6 +83,15 @@ def parameter_dtype(module: nn.Module) -> torch.dtype | None:
 
 
 @runtime_checkable
+class HasSlots(Protocol):
+    """A model whose fused vector is a concatenation of its features:
+    ``fused_slots[m] = (start, end)``, or None when it is not."""
+
+    @property
+    def fused_slots(self) -> dict[str, tuple[int, int]] | None: ...
+
+
+@runtime_checkable
 class HasGates(Protocol):
     gates: Tensor | None
 

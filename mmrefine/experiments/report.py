@@ -134,12 +134,15 @@ def sweep_report(d: Path, baseline: str | None = None, metric: str | None = None
         ])
     if all("retrieval" in r for r in records):
         mods = list(records[0]["retrieval"])
-        ks = list(records[0]["retrieval"][mods[0]])
+        ks = [k for k in records[0]["retrieval"][mods[0]] if k != "query"]
         lines += ["", "## Unimodal-query retrieval", "",
-                  "Top-k accuracy: a test sample's unimodal feature (zero-padded to the fused width) queries the training set's "
-                  "fused embeddings by cosine similarity; a hit is a class match among the k nearest.", ""]
-        lines += _table(["variant", "query", *[f"top-{k}" for k in ks]], [
-            [v, m, *[_fmt([r["retrieval"][m][k] for r in rs]) for k in ks]] for v, rs in by.items() for m in mods
+                  "Top-k accuracy: a test sample's unimodal feature, computed with every other modality absent, queries the "
+                  "training set's fused embeddings by cosine similarity; a hit is a class match (multi-label: a shared label) "
+                  "among the k nearest. `placement`: how the query enters the fused space (`pad`: zero-padded at offset 0, "
+                  "`slot`: in its own slot of a concatenation, `linear`: a least-squares map fitted on the training set).", ""]
+        lines += _table(["variant", "query", "placement", *[f"top-{k}" for k in ks]], [
+            [v, m, str(rs[0]["retrieval"][m].get("query", "pad (offset 0, all modalities present)")),
+             *[_fmt([r["retrieval"][m][k] for r in rs]) for k in ks]] for v, rs in by.items() for m in mods
         ])
     if all("noise" in r for r in records):
         lines += ["", "## Robustness to noise", ""]

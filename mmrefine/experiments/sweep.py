@@ -9,8 +9,10 @@ A sweep file (YAML, checked like every config)::
     missing: true                 # also test with each single modality absent
     subsets: true                 # also test with every non-empty subset present
     noise: {kind: gaussian, levels: [0, 0.5, 1.0]}   # optional noise sweep per modality
-    retrieval: [1, 2, 5, 10]      # optional unimodal-query retrieval: bank = training fused
-                                  # embeddings, queries = test unimodal features
+    retrieval: {ks: [1, 2, 5, 10], query: auto, hit: share}
+                                  # optional unimodal-query retrieval: bank = training fused
+                                  # embeddings, queries = test unimodal features computed with
+                                  # the other modalities absent (a bare list sets ks)
     variants:
       concat: {model: {fusion: {name: concat}}}
       gmu:    {model: {fusion: {name: gmu}}}
@@ -47,6 +49,15 @@ class NoiseConfig:
 
 
 @dataclass
+class RetrievalConfig:
+    """Unimodal-query retrieval (see :mod:`mmrefine.evaluation.retrieval`)."""
+
+    ks: list[int] = field(default_factory=lambda: [1, 2, 5, 10])
+    query: str = "auto"  # auto | pad | slot | linear
+    hit: str = "share"  # multi-label hits: share | exact
+
+
+@dataclass
 class SweepConfig:
     experiment: str = "experiment.yaml"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -56,11 +67,13 @@ class SweepConfig:
     missing: bool = True
     subsets: bool = False  # also test with every non-empty proper subset of modalities present
     noise: NoiseConfig | None = None
-    retrieval: list[int] | None = None  # top-k values for unimodal-query retrieval, e.g. [1, 2, 5, 10]
+    retrieval: RetrievalConfig | list[int] | None = None  # a bare list of k: RetrievalConfig(ks=...)
 
 
 def load_sweep(path: str | Path) -> SweepConfig:
     cfg = from_dict(SweepConfig, read_yaml(path))
+    if isinstance(cfg.retrieval, list):
+        cfg.retrieval = RetrievalConfig(ks=cfg.retrieval)
     if not cfg.variants:
         raise ConfigError(f"{path}: a sweep needs at least one variant")
     if cfg.baseline is not None and cfg.baseline not in cfg.variants:
@@ -132,7 +145,7 @@ def run_sweep(
             if sweep.noise is not None:
                 record["noise"] = noise_sweep(res, mods, sweep.noise)
             if sweep.retrieval:
-                record["retrieval"] = retrieval(res, sweep.retrieval)
+                record["retrieval"] = retrieval(res, sweep.retrieval)  # type: ignore[arg-type]
             record["seconds"] = time.perf_counter() - t0
             _append(out, record)
             if on_record is not None:
@@ -170,18 +183,27 @@ def noise_sweep(res: Any, modalities: list[str], noise: NoiseConfig) -> dict[str
     return out
 
 
-def retrieval(res: Any, ks: list[int]) -> dict[str, dict[str, float]]:
-    """``{modality: {k: top-k accuracy}}`` of test unimodal features against training fused embeddings."""
+def retrieval(res: Any, spec: RetrievalConfig) -> dict[str, dict[str, Any]]:
+    """``{modality: {k: top-k accuracy, "query": placement}}``: test unimodal
+    features (other modalities absent) against training fused embeddings."""
     from mmrefine.evaluation.probes import collect
-    from mmrefine.evaluation.retrieval import topk_retrieval
+    from mmrefine.evaluation.retrieval import fit_linear_map, placement, topk_retrieval, unimodal_features
 
-    dm = res.datamodule
-    bank = collect(res.module.model, dm.loader(dm.splits["train"]))
-    test = collect(res.module.model, dm.loader(dm.splits["test"]))
-    return {
-        m: {str(k): v for k, v in topk_retrieval(bank.fused, bank.labels, q, test.labels, ks).items()}
-        for m, q in test.features.items()
-    }
+    dm, model = res.datamodule, res.module.model
+    bank = collect(model, dm.loader(dm.splits["train"]))
+    out: dict[str, dict[str, Any]] = {}
+    for m in dm.modalities:
+        queries, labels = unimodal_features(model, dm.loader(dm.splits["test"]), m)
+        how = placement(model, m, queries.shape[1], bank.fused.shape[1], spec.query)
+        projection, offset = None, 0
+        if how == "linear":
+            train_q, _ = unimodal_features(model, dm.loader(dm.splits["train"]), m)
+            projection = fit_linear_map(train_q, bank.fused[dm.splits["train"].mask[m]])
+        elif how == "slot":
+            offset = model.fused_slots[m][0]
+        scores = topk_retrieval(bank.fused, bank.labels, queries, labels, spec.ks, projection, spec.hit, offset)
+        out[m] = {**{str(k): v for k, v in scores.items()}, "query": how}
+    return out
 
 
 def summarize(records: list[dict[str, Any]], metric: str, baseline: str | None) -> list[Comparison]:

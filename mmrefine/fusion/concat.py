@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Mapping, NamedTuple, Sequence
 
 import torch
@@ -40,6 +41,14 @@ class ConcatFusion(FusionModule):
         dims = [total, *hidden] + ([out_dim] if out_dim is not None else [])
         self.mlp = mlp(dims, dropout, final_activation=True) if len(dims) > 1 else nn.Identity()
         self.out_dim = dims[-1]
+
+    @property
+    def slots(self) -> dict[str, tuple[int, int]] | None:
+        """Where each modality sits in ``z``, when ``z`` is the plain concatenation."""
+        if not isinstance(self.mlp, nn.Identity):
+            return None
+        ends = list(itertools.accumulate(self.in_dims.values()))
+        return {m: (e - d, e) for (m, d), e in zip(self.in_dims.items(), ends)}
 
     def forward(self, features: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ConcatOutput:
         feats, _ = self.prepare(features, mask)

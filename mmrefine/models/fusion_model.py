@@ -12,6 +12,7 @@ from mmrefine.core.mask import check_modalities, zero_absent
 from mmrefine.core.output import ModelOutput
 from mmrefine.core.protocols import HasInputShape, parameter_dtype
 from mmrefine.fusion.base import FusionModule
+from mmrefine.fusion.concat import ConcatFusion
 
 __all__ = ["FusionModel", "MLPHead", "ModelOutput"]
 
@@ -73,6 +74,11 @@ class FusionModel(nn.Module):
         """``{m: G_m(x_m)}`` with absent samples' inputs zeroed; ``inputs`` and
         ``mask`` must already have passed :func:`~mmrefine.core.check_modalities`."""
         return {m: enc(zero_absent(inputs[m], mask[m])) for m, enc in self.encoders.items()}
+
+    @property
+    def fused_slots(self) -> dict[str, tuple[int, int]] | None:
+        """Each modality's slot in ``z`` when the fusion is a plain concatenation, else None."""
+        return self.fusion.slots if isinstance(self.fusion, ConcatFusion) else None
 
     @property
     def input_shapes(self) -> dict[str, tuple[int | None, ...]]:

@@ -176,6 +176,10 @@ class ProgressiveFusion(nn.Module):
         return self.model.fused_dim
 
     @property
+    def fused_slots(self) -> dict[str, tuple[int, int]] | None:
+        return self.model.fused_slots
+
+    @property
     def feature_dims(self) -> dict[str, int]:
         return self.model.feature_dims
 

@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from mmrefine.core.errors import ConfigError
 from mmrefine.core.output import ModelOutput
-from mmrefine.core.protocols import HasAuxiliaryLosses, check_model
+from mmrefine.core.protocols import HasAuxiliaryLosses, HasSlots, check_model
 from mmrefine.core.registry import build_checked
 from mmrefine.losses.multi_similarity import MultiSimilarityLoss
 from mmrefine.losses.refiner import REFINER_LOSSES, RefinerLoss
@@ -160,6 +160,10 @@ class Refiner(nn.Module):
     @property
     def fused_dim(self) -> int:
         return int(self.model.fused_dim)
+
+    @property
+    def fused_slots(self) -> dict[str, tuple[int, int]] | None:
+        return self.model.fused_slots if isinstance(self.model, HasSlots) else None
 
     @property
     def feature_dims(self) -> dict[str, int]:
