@@ -19,9 +19,10 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, DistributedSampler
 
-from mmrefine.core.errors import DataError
+from mmrefine.core.errors import ConfigError, DataError
 from mmrefine.data.batch import BatchSchema
 from mmrefine.data.dataset import EpochShuffleSampler, TensorMultimodalDataset, collate
 from mmrefine.data.settings import DataSettings
@@ -65,6 +66,7 @@ class MultimodalDataModule(L.LightningDataModule):
         self.split_seed = s.split_seed
         self.root = s.root
         self.shuffle_seed = 0
+        self.joint_unlabelled = False
         self._splits: dict[str, TensorMultimodalDataset] | None = None
 
     # -- to implement -------------------------------------------------------
@@ -98,20 +100,29 @@ class MultimodalDataModule(L.LightningDataModule):
     def modalities(self) -> list[str]:
         return self.schema.names
 
-    def labelled_train(self) -> TensorMultimodalDataset:
+    def labelled_indices(self) -> np.ndarray:
+        """Training samples whose labels are kept (all when ``labelled_fraction`` is 1)."""
         train = self.splits["train"]
         if self.labelled_fraction >= 1.0:
-            return train
+            return np.arange(len(train))
         if train.labels is None:
             raise DataError("labelled_fraction < 1 needs a labelled training split")
         labels = train.labels.numpy()
         if labels.ndim != 1:
             rng = np.random.default_rng(self.split_seed)
             k = max(1, int(round(self.labelled_fraction * len(labels))))
-            idx = np.sort(rng.permutation(len(labels))[:k])
-        else:
-            idx = stratified_fraction(labels, self.labelled_fraction, self.split_seed)
-        return train.subset(idx)
+            return np.sort(rng.permutation(len(labels))[:k])
+        return stratified_fraction(labels, self.labelled_fraction, self.split_seed)
+
+    def labelled_train(self) -> TensorMultimodalDataset:
+        train = self.splits["train"]
+        return train if self.labelled_fraction >= 1.0 else train.subset(self.labelled_indices())
+
+    def unlabelled_train(self) -> TensorMultimodalDataset:
+        """The training samples whose labels are held out, without labels."""
+        keep = np.ones(len(self.splits["train"]), dtype=bool)
+        keep[self.labelled_indices()] = False
+        return self.splits["train"].subset(np.flatnonzero(keep)).without_labels()
 
     def pretrain_dataset(self) -> TensorMultimodalDataset:
         """The whole training split without labels (for self-supervised pretraining)."""
@@ -140,8 +151,19 @@ class MultimodalDataModule(L.LightningDataModule):
     def loader(self, ds: TensorMultimodalDataset, train: bool = False) -> DataLoader:
         return self._loader(ds, train, self.batch_size if train else self.eval_batch_size)
 
-    def train_dataloader(self) -> DataLoader:
-        return self.loader(self.labelled_train(), train=True)
+    def train_dataloader(self) -> DataLoader | CombinedLoader:
+        """Labelled batches; with ``joint_unlabelled`` set (the Refiner's joint
+        semi-supervised mode), ``{"labelled", "unlabelled"}`` batch pairs. An
+        epoch is still one pass over the labelled set (the same number of
+        supervised steps as without the mode); each step pairs it with an
+        unlabelled batch, drawn in a new random order every epoch."""
+        labelled = self.loader(self.labelled_train(), train=True)
+        if not self.joint_unlabelled:
+            return labelled
+        unlabelled = self.unlabelled_train()
+        if len(unlabelled) == 0:
+            raise ConfigError("model.refiner.unlabelled: joint needs data.labelled_fraction < 1 (no training label is held out)")
+        return CombinedLoader({"labelled": labelled, "unlabelled": self.loader(unlabelled, train=True)}, mode="min_size")
 
     def pretrain_dataloader(self) -> DataLoader:
         return self.loader(self.pretrain_dataset(), train=True)

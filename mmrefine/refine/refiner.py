@@ -100,6 +100,10 @@ class Refiner(nn.Module):
             embedding then moves towards the features).
         ms: ``{weight, alpha, beta, base, epsilon}``, see
             :class:`MultiSimilaritySpec`; None: no metric loss.
+        unlabelled: what fine-tuning does with the training samples whose labels
+            are held out (``data.labelled_fraction < 1``): ``ignore`` them (they
+            only feed ``pretrain``), or train ``joint``-ly: each step also takes an
+            unlabelled batch, which contributes the refiner terms and nothing else.
     """
 
     def __init__(
@@ -111,6 +115,7 @@ class Refiner(nn.Module):
         projection: Mapping[str, Any] | ProjectionSpec | None = None,
         detach_targets: bool = False,
         ms: Mapping[str, Any] | MultiSimilaritySpec | None = None,
+        unlabelled: str = "ignore",
     ) -> None:
         super().__init__()
         self.model = check_model(model, "Refiner")
@@ -145,6 +150,9 @@ class Refiner(nn.Module):
         else:
             loss_spec = {"name": loss} if isinstance(loss, str) else dict(loss)
             self.criterion = REFINER_LOSSES.build(loss_spec, where="refiner.loss")
+        if unlabelled not in ("ignore", "joint"):
+            raise ConfigError(f"refiner.unlabelled must be 'ignore' or 'joint', got '{unlabelled}'")
+        self.unlabelled = unlabelled
         self.detach_targets = detach_targets
         self.ms_weight = 0.0 if ms_spec is None else float(ms_spec.weight)
         self.ms_loss = (

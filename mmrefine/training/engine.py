@@ -157,6 +157,9 @@ def prepare(cfg: ExperimentConfig) -> tuple[MultimodalDataModule, Any, torch.nn.
     """Seed, then build the datamodule, task and model of ``cfg``."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_datamodule(cfg)
+    dm.joint_unlabelled = (cfg.model.refiner or {}).get("unlabelled") == "joint"
+    if dm.joint_unlabelled and dm.labelled_fraction >= 1.0:
+        raise ConfigError("model.refiner.unlabelled: joint needs data.labelled_fraction < 1 (no training label is held out)")
     dm.setup()
     task = build_task(cfg, dm)
     model = build_model(cfg, dm.schema, task)

@@ -103,11 +103,25 @@ class MultimodalModule(L.LightningModule):
             self.log(f"{prefix}/{k}", v.detach(), on_step=on_step, on_epoch=True, batch_size=n, sync_dist=not on_step)
         self.log(f"{prefix}/loss", total.detach(), on_step=on_step, on_epoch=True, prog_bar=True, batch_size=n, sync_dist=not on_step)
 
-    def training_step(self, batch: MultimodalBatch, batch_idx: int) -> Tensor:
+    def training_step(self, batch: MultimodalBatch | dict[str, MultimodalBatch], batch_idx: int) -> Tensor:
+        if isinstance(batch, dict):  # joint semi-supervised: labelled and unlabelled batches together
+            return self._joint_step(batch)
         batch = self._check(batch)
         terms, _ = self.loss_terms(batch)
         total = torch.stack(list(terms.values())).sum()
         self._log_terms("train", terms, total, batch.size)
+        return total
+
+    def _joint_step(self, batches: dict[str, MultimodalBatch]) -> Tensor:
+        """Labelled batch: every term. Unlabelled batch: the auxiliary (refiner) terms only."""
+        labelled, unlabelled = self._check(batches["labelled"]), self._check(batches["unlabelled"])
+        terms, _ = self.loss_terms(labelled)
+        if not isinstance(self.model, HasAuxiliaryLosses):
+            raise ConfigError("joint semi-supervised training needs a Refiner (model.refiner)")
+        out = self.model(unlabelled.inputs, unlabelled.mask)
+        terms.update({f"unlabelled_{k}": v for k, v in self.model.auxiliary_losses(out, unlabelled.mask, None).items()})
+        total = torch.stack(list(terms.values())).sum()
+        self._log_terms("train", terms, total, labelled.size)
         return total
 
     def validation_step(self, batch: MultimodalBatch, batch_idx: int) -> None:

@@ -172,3 +172,28 @@ def test_pretraining_keeps_its_best_epoch(tmp_path: Path) -> None:
     kept = load_file(pdir / "model.safetensors")
     for k, v in kept.items():
         assert torch.equal(v, best["state_dict"][f"model.{k}"]), k
+
+
+def test_joint_semi_supervised_mode_uses_unlabelled_batches_for_refiner_terms_only(tmp_path: Path) -> None:
+    over = {"data": {"labelled_fraction": 0.1}, "trainer": {"max_epochs": 2}}
+    cfg = tiny_config(tmp_path / "j", model={"refiner": {"unlabelled": "joint", "ms": {"weight": 0.1}}}, **over)
+    dm, task, model = prepare(cfg)
+    loader = dm.train_dataloader()
+    pair = next(iter(loader))[0] if isinstance(next(iter(loader)), tuple) else next(iter(loader))
+    assert pair["unlabelled"].labels is None and pair["labelled"].labels is not None
+    assert len(dm.unlabelled_train()) + len(dm.labelled_train()) == len(dm.splits["train"])
+    module = MultimodalModule(model, task, cfg.optim, "supervised", dm.schema)
+    logged: dict[str, torch.Tensor] = {}
+    module.log = lambda name, value, **kw: logged.__setitem__(name, value)  # type: ignore[method-assign]
+    module._joint_step(pair)
+    unlabelled = {k for k in logged if k.startswith("train/unlabelled_")}
+    assert unlabelled == {"train/unlabelled_refiner_fou", "train/unlabelled_refiner_kar"}  # no task, no MS term
+    assert {"train/task", "train/ms", "train/refiner_fou"} <= set(logged)
+    joint = fit(cfg, test=False)
+    ignore = fit(tiny_config(tmp_path / "i", model={"refiner": {"ms": {"weight": 0.1}}}, **over), test=False)
+    steps = read_checkpoint(Path(joint.run_dir) / "train" / "checkpoints" / "last.ckpt")["global_step"]
+    assert steps == read_checkpoint(Path(ignore.run_dir) / "train" / "checkpoints" / "last.ckpt")["global_step"]  # same budget
+    w_joint, w_ignore = load_file(Path(joint.run_dir) / "model.safetensors"), load_file(Path(ignore.run_dir) / "model.safetensors")
+    assert any(not torch.equal(w_joint[k], w_ignore[k]) for k in w_joint if "encoders" in k)  # the unlabelled data moved them
+    with pytest.raises(ConfigError, match="needs data.labelled_fraction < 1"):
+        prepare(tiny_config(tmp_path / "x", model={"refiner": {"unlabelled": "joint"}}))
