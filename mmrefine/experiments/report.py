@@ -119,8 +119,14 @@ def sweep_report(d: Path, baseline: str | None = None, metric: str | None = None
     ])
     if all("missing" in r for r in records):
         mods = list(records[0]["missing"])
-        lines += ["", f"## Test `{metric}` with one modality missing", ""]
-        lines += _table(["variant", *[f"no {m}" for m in mods]], [[v, *[_fmt([r["missing"][m][metric] for r in rs]) for m in mods]] for v, rs in by.items()])
+        lines += ["", f"## Test `{metric}` with one modality missing", "",
+                  f"`mean`: per seed, the mean over the single-missing columns; p: Welch's t-test of that mean against `{baseline}`.", ""]
+        means = {v: [statistics.fmean(r["missing"][m][metric] for m in mods) for r in rs] for v, rs in by.items()}
+        miss_comp = {c.name: c for c in compare(means, baseline)}
+        lines += _table(["variant", *[f"no {m}" for m in mods], "mean", "p"], [
+            [v, *[_fmt([r["missing"][m][metric] for r in rs]) for m in mods], _fmt(means[v]),
+             "-" if math.isnan(miss_comp[v].p_value) else f"{miss_comp[v].p_value:.4f}"] for v, rs in by.items()
+        ])
         lines += ["", "Percentage drop `(full - degraded) / full` (UCRN's robustness table), mean over seeds:", ""]
         lines += _table(["variant", *[f"no {m}" for m in mods]], [
             [v, *[f"{100 * statistics.fmean(percentage_drop(r['test'][metric], r['missing'][m][metric]) for r in rs):.1f}%" for m in mods]]

@@ -97,6 +97,19 @@ def test_report_for_a_sweep_and_for_a_run(tmp_path: Path) -> None:
     assert "| gmu | 0,1 |" in report and "Relative robustness" in report and "no kar" in report
     assert "Unimodal-query retrieval" in report and "top-5" in report
     assert "Percentage drop" in report and "only these modalities present" in report
+    import statistics
+
+    from mmrefine.evaluation.statistics import compare
+    from mmrefine.experiments.sweep import read_records
+
+    records = read_records(out)
+    means = {v: [statistics.fmean(r["missing"][m]["test/acc"] for m in r["missing"]) for r in records if r["variant"] == v]
+             for v in ("concat", "gmu")}
+    p = {c.name: c.p_value for c in compare(means, "concat")}["gmu"]
+    lines = report.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.endswith("| mean | p |"))
+    row = next(line for line in lines[start:] if line.startswith("| gmu |"))
+    assert row.rstrip(" |").endswith(f"{p:.4f}")  # the mean over missing views, Welch p against the baseline
     assert (out / "robustness_fou.png").stat().st_size > 1000
     run = out / "runs" / "gmu" / "seed0"
     assert main(["report", str(run)]) == 0

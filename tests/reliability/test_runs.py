@@ -21,15 +21,7 @@ from mmrefine.experiments.sweep import read_records, run_sweep
 from mmrefine.training.engine import evaluate, fit, read_checkpoint, read_logs
 from mmrefine.training.rundir import AtomicCheckpoint
 from tests.conftest import tiny_config
-
-
-class Crash(L.Callback):
-    def __init__(self, at_epoch: int) -> None:
-        self.at_epoch = at_epoch
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.current_epoch == self.at_epoch:
-            raise RuntimeError("simulated crash")
+from tests.training.test_engine import Interrupt as Crash  # raises "simulated crash" at an epoch's start
 
 
 def last(cfg) -> dict:
