@@ -10,6 +10,9 @@ every variant is the same architecture, so its inference ratio is 1 by
 construction: the deviation from 1 shows the measurement noise.
 
     python benchmarks/refiner_overhead.py [--fusion gmu] [--batch 64] [--steps 200]
+    python benchmarks/refiner_overhead.py --config configs/avmnist.yaml --fusion config \
+        --set "model.encoders.audio={name: lenet, kernels: [5, 3, 3, 3, 3], width: 6, out_dim: 64}" \
+        --batch 128 --steps 10 --repeats 3          # a CNN-sized model (the papers' 5-layer audio LeNet)
 """
 
 from __future__ import annotations
@@ -60,7 +63,9 @@ def step_flops(module: MultimodalModule, batch, train: bool = True) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--fusion", default="gmu", choices=["concat", "gmu"])
+    ap.add_argument("--config", default="configs/mfeat.yaml", help="experiment whose data and model are measured")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    ap.add_argument("--fusion", default="gmu", choices=["concat", "gmu", "config"], help="'config': keep the config's fusion")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=7)
@@ -68,7 +73,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)  # denormal weights/activations would make timings depend on training history
-    fusion = {"concat": {"name": "concat", "hidden": [128]}, "gmu": {"name": "gmu", "out_dim": 128}}[args.fusion]
+    fusion = {"concat": {"name": "concat", "hidden": [128]}, "gmu": {"name": "gmu", "out_dim": 128}}.get(args.fusion)
     decoder = {"hidden": args.decoder_hidden}
     variants = {
         "base": None,
@@ -77,7 +82,8 @@ def main() -> None:
     }
     modules = {}
     for name, refiner in variants.items():
-        cfg = load_config("configs/mfeat.yaml", data={"model": {"fusion": fusion, "refiner": refiner}})
+        model = {"refiner": refiner} | ({"fusion": fusion} if fusion else {})
+        cfg = load_config(args.config, args.overrides, data={"model": model})
         torch.manual_seed(0)
         dm = build_datamodule(cfg)
         task = build_task(cfg, dm)
@@ -92,7 +98,8 @@ def main() -> None:
             infer[name].append(statistics.median(step_times(exported, batch, args.steps, train=False)))
     base = min(results["base"])
     base_inf = min(infer["base"])
-    print(f"fusion={args.fusion} batch={args.batch} steps={args.steps} repeats={args.repeats} threads=1 decoder_hidden={args.decoder_hidden or 'fused width'}")
+    print(f"config={args.config} {' '.join(args.overrides)} fusion={args.fusion}")
+    print(f"batch={args.batch} steps={args.steps} repeats={args.repeats} threads=1 decoder_hidden={args.decoder_hidden or 'fused width'}")
     flops = {k: step_flops(m, batch) for k, m in modules.items()}
     inf_flops = {k: step_flops(MultimodalModule(inference_model(m.model), m.task), batch, train=False) for k, m in modules.items()}
     print(f"{'variant':<18} {'time: train/base':>16} {'time: infer/base':>16} {'FLOPs: train/base':>17} {'FLOPs: infer/base':>17}")
