@@ -8,7 +8,7 @@ absent sample never reaches arithmetic (``NaN * 0`` is NaN).
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -27,8 +27,15 @@ def zero_absent(x: Tensor, keep: Tensor) -> Tensor:
     return torch.where(keep.reshape(-1, *([1] * (x.dim() - 1))), x, x.new_zeros(()))
 
 
-def _fmt(shape: Sequence[int | None]) -> str:
+def format_shape(shape: Sequence[int | None]) -> str:
+    """``(3, *)`` for a per-sample shape with ``None`` meaning any length."""
     return "(" + ", ".join("*" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def key_mismatch(expected: Sequence[str], given: Iterable[str]) -> tuple[list[str], list[str]]:
+    """``(unknown, missing)``: keys of ``given`` not expected, expected keys not given."""
+    given = list(given)
+    return [k for k in given if k not in expected], [m for m in expected if m not in given]
 
 
 def check_modalities(
@@ -56,8 +63,7 @@ def check_modalities(
             shape: any length); modalities not named are not shape-checked.
         dtype: the floating dtype of the model's parameters.
     """
-    unknown = [k for k in inputs if k not in modalities]
-    missing = [m for m in modalities if m not in inputs]
+    unknown, missing = key_mismatch(modalities, inputs)
     if unknown or missing:
         raise BatchError(
             f"{owner} expects modalities {list(modalities)}; unknown {unknown}, missing {missing} "
@@ -76,15 +82,14 @@ def check_modalities(
         if expected is not None:
             got = tuple(x.shape[1:])
             if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected, got)):
-                raise BatchError(f"{owner}: modality '{m}' must be shaped (B, *{_fmt(expected)}), got per-sample shape {got}")
+                raise BatchError(f"{owner}: modality '{m}' must be shaped (B, *{format_shape(expected)}), got per-sample shape {got}")
         sizes[m] = int(x.shape[0])
     if len(set(sizes.values())) > 1:
         raise BatchError(f"{owner}: modalities disagree on the batch size: {sizes}")
     b = next(iter(sizes.values()))
     if mask is None:
         return full_mask(inputs)
-    unknown = [k for k in mask if k not in modalities]
-    missing = [m for m in modalities if m not in mask]
+    unknown, missing = key_mismatch(modalities, mask)
     if unknown or missing:
         raise BatchError(f"{owner}: the mask must have the modalities {list(modalities)}; unknown {unknown}, missing {missing}")
     for m in modalities:

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from mmrefine.core.errors import BatchError
-from mmrefine.core.mask import full_mask, zero_absent  # noqa: F401  (re-exported)
+from mmrefine.core.mask import format_shape, full_mask, key_mismatch, zero_absent  # noqa: F401  (full_mask, zero_absent re-exported)
 
 
 @dataclass
@@ -84,9 +84,7 @@ class BatchSchema:
         return list(self.modalities)
 
     def check_keys(self, keys: Sequence[str], what: str = "batch") -> None:
-        keys = list(keys)
-        unknown = [k for k in keys if k not in self.modalities]
-        missing = [m for m in self.modalities if m not in keys]
+        unknown, missing = key_mismatch(self.names, keys)
         if unknown:
             raise BatchError(f"{what} has unknown modality {unknown} (expected {self.names})")
         if missing:
@@ -108,7 +106,7 @@ class BatchSchema:
                 raise BatchError(f"modality '{m}': expected a floating dtype, got {x.dtype}")
             if not spec.matches(tuple(x.shape[1:])):
                 raise BatchError(
-                    f"modality '{m}': expected per-sample shape {_fmt(spec.shape)}, got {tuple(x.shape[1:])}"
+                    f"modality '{m}': expected per-sample shape {format_shape(spec.shape)}, got {tuple(x.shape[1:])}"
                 )
             k = batch.mask[m]
             if k.dtype != torch.bool or tuple(k.shape) != (b,):
@@ -123,10 +121,6 @@ class BatchSchema:
             if batch.labels.is_floating_point() and not torch.isfinite(batch.labels).all():
                 raise BatchError("labels contain NaN or Inf")
         return batch
-
-
-def _fmt(shape: tuple[int | None, ...]) -> str:
-    return "(" + ", ".join("*" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 def collate_samples(samples: Sequence[Mapping[str, Any]], modalities: Sequence[str] | None = None) -> MultimodalBatch:

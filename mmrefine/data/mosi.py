@@ -167,7 +167,7 @@ class MOSIDataModule(MultimodalDataModule):
             for m in self.mods:
                 gone = absent[(m, src)][sel]
                 x = np.where(gone[:, None], 0.0, (np.nan_to_num(feats[(m, src)][sel]) - stats[m][0]) / stats[m][1])
-                inputs[m] = torch.as_tensor(np.where(gone[:, None], 0.0, x), dtype=torch.float32)
+                inputs[m] = torch.as_tensor(x, dtype=torch.float32)
                 mask[m] = torch.as_tensor(~gone)
             out[name] = TensorMultimodalDataset(inputs, torch.as_tensor(labels[src][sel]), mask)
             self.videos[name] = videos[src][sel]

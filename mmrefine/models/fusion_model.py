@@ -55,6 +55,7 @@ class FusionModel(nn.Module):
         if list(encoders) != list(fusion.modalities):
             raise ConfigError(f"encoders {list(encoders)} and fusion modalities {fusion.modalities} differ")
         self.encoders = nn.ModuleDict(dict(encoders))
+        self._input_shapes = {m: enc.input_shape for m, enc in self.encoders.items() if isinstance(enc, HasInputShape)}
         self.fusion = fusion
         self.head = head
 
@@ -83,7 +84,7 @@ class FusionModel(nn.Module):
     @property
     def input_shapes(self) -> dict[str, tuple[int | None, ...]]:
         """Per-sample input shapes of the encoders that declare one."""
-        return {m: enc.input_shape for m, enc in self.encoders.items() if isinstance(enc, HasInputShape)}
+        return self._input_shapes
 
     def check(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None) -> dict[str, Tensor]:
         """The boundary check (see :func:`~mmrefine.core.check_modalities`); returns the mask."""

@@ -33,7 +33,7 @@ losses left behind), so inference costs and outputs are the base model's.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
@@ -132,7 +132,6 @@ class Refiner(nn.Module):
         dec = _spec(DecoderSpec, decoder, "refiner.decoder") or DecoderSpec()
         proj = _spec(ProjectionSpec, projection, "refiner.projection")
         ms_spec = _spec(MultiSimilaritySpec, ms, "refiner.ms")
-        self.spec = {"decoder": asdict(dec), "projection": proj and asdict(proj), "ms": ms_spec and asdict(ms_spec)}
         self.projections = nn.ModuleDict()
         target_dims = {}
         for m, d in feature_dims.items():
