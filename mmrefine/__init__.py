@@ -18,7 +18,18 @@ from mmrefine.core.errors import (
 
 __version__ = "0.2.0"
 
+
+
+def __getattr__(name: str) -> object:
+    """``mmrefine.TablePredictor`` is imported on first use (it pulls in torch and Lightning)."""
+    if name == "TablePredictor":
+        from mmrefine.predictors import TablePredictor
+
+        return TablePredictor
+    raise AttributeError(f"module 'mmrefine' has no attribute '{name}'")
+
+
 __all__ = [
-    "BatchError", "CheckpointMismatchError", "ConfigError", "ContractError", "DataError", "MMRefineError", "RunError",
+    "TablePredictor", "BatchError", "CheckpointMismatchError", "ConfigError", "ContractError", "DataError", "MMRefineError", "RunError",
     "__version__",
 ]

@@ -16,8 +16,8 @@ from typing import Sequence
 from mmrefine.core.errors import MMRefineError
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", "-c", required=True, help="experiment YAML file")
+def _common(p: argparse.ArgumentParser, config_required: bool = True) -> None:
+    p.add_argument("--config", "-c", required=config_required, help="experiment YAML file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config entry")
     p.add_argument("--run-dir", help="output folder (overrides run_dir)")
     p.add_argument("--data-root", help="data folder (overrides data.root)")
@@ -36,19 +36,36 @@ def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmrefine", description=__doc__.splitlines()[0])
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import a module of yours first, so the datasets, encoders or fusions it registers "
+                             "can be named in configs (repeatable; 'mmrefine.plugins' entry points load by themselves)")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("fit", help="train (optionally pretrain first) and test the best checkpoint")
-    _common(p)
+    p = sub.add_parser("fit", help="train (optionally pretrain first) and test the best checkpoint; or fit a table")
+    _common(p, config_required=False)
     p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier run in the same run directory")
+    t = p.add_argument_group("a table instead of a config (TablePredictor)")
+    t.add_argument("--table", help="training table (CSV, TSV or Parquet)")
+    t.add_argument("--label", help="label column")
+    t.add_argument("--column-types", help="JSON: {column: text|categorical|numerical} or the Multimodal-Toolkit column_info form")
+    t.add_argument("--test", help="test table: its metrics are printed and written to RUN_DIR/test_metrics.json")
+    t.add_argument("--fusion", default="gating", help="fusion module or combiner (default: gating)")
+    t.add_argument("--refiner", action="store_true", help="train with the Refiner (pretrains on rows without a label)")
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--monitor", help="validation metric for the checkpoint and early stopping, e.g. val/f1_macro")
+    t.add_argument("--class-weight", choices=["balanced"], help="weigh the loss by inverse class frequency")
+    t.add_argument("--seed", type=int, default=0)
     for name in ("validate", "test"):
         p = sub.add_parser(name, help=f"metrics of a checkpoint on the {'validation' if name == 'validate' else 'test'} split")
         _common(p)
         p.add_argument("--ckpt", required=True)
-    p = sub.add_parser("predict", help="write test-split predictions of a checkpoint as CSV")
-    _common(p)
-    p.add_argument("--ckpt", required=True)
+    p = sub.add_parser("predict", help="write predictions as CSV: a config's test split (--ckpt), or any table (--table)")
+    _common(p, config_required=False)
+    p.add_argument("--ckpt", help="checkpoint (with --config)")
     p.add_argument("--out", required=True)
+    p.add_argument("--table", help="a table to score with the predictor fitted in --run-dir")
+    p.add_argument("--id-column", help="a column of --table copied into the output (default: the table's first column "
+                                       "when it is not a feature)")
     p = sub.add_parser("export", help="save the inference model (no Refiner decoders) as safetensors")
     _common(p)
     p.add_argument("--ckpt", required=True)
@@ -87,6 +104,74 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_plugins(modules: Sequence[str]) -> None:
+    """Import the ``mmrefine.plugins`` entry points, then ``modules`` (``--import``)."""
+    import importlib
+    from importlib.metadata import entry_points
+
+    from mmrefine.core.errors import ConfigError
+
+    for ep in entry_points(group="mmrefine.plugins"):
+        ep.load()
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(f"--import {name}: {exc} (is its folder on PYTHONPATH, or the package installed?)") from exc
+
+
+def _fit_table(args: argparse.Namespace) -> None:
+    from mmrefine.core.errors import ConfigError
+    from mmrefine.data.table import read_table
+    from mmrefine.predictors import TablePredictor
+
+    if not args.label or not args.run_dir:
+        raise ConfigError("fit --table needs --label COLUMN and --run-dir DIR")
+    run = Path(args.run_dir)
+    if (run / "predictor").exists() and not args.overwrite:
+        raise ConfigError(f"{run} already holds a fitted table predictor; --overwrite replaces it")
+    train = read_table(args.table)
+    test = read_table(args.test) if args.test else None
+    p = TablePredictor(label=args.label, column_types=args.column_types, fusion=args.fusion, refiner=args.refiner, seed=args.seed,
+                       epochs=args.epochs, monitor=args.monitor, class_weight=args.class_weight, run_dir=str(run / "fit"))
+    p.fit(train)
+    p.save(run / "predictor")
+    out = {"run_dir": str(run), "predictor": str(run / "predictor"), "val": p.validation}
+    if test is not None:
+        out["test"] = p.evaluate(test)
+        (run / "test_metrics.json").write_text(json.dumps(out["test"], indent=2))
+    print(json.dumps(out, indent=2))
+
+
+def _predict_table(args: argparse.Namespace) -> None:
+    from mmrefine.core.errors import ConfigError, DataError
+    from mmrefine.data.table import read_table
+    from mmrefine.predictors import TablePredictor
+
+    if not args.run_dir:
+        raise ConfigError("predict --table needs --run-dir DIR (a folder written by fit --table)")
+    p = TablePredictor.load(Path(args.run_dir) / "predictor")
+    df = read_table(args.table)
+    pre = p.preprocessor
+    id_col = args.id_column
+    if id_col is None and pre is not None and (df.columns[0] in pre.ignored or str(df.columns[0]).startswith("Unnamed")):
+        id_col = df.columns[0]
+    if id_col is not None and id_col not in df.columns:
+        raise DataError(f"--id-column '{id_col}' is not in {args.table}")
+    out = df[[id_col]].copy() if id_col is not None else df.iloc[:, :0].copy()
+    out["prediction"] = p.predict(df)
+    if pre is not None and pre.task != "regression":
+        proba = p.predict_proba(df)
+        for c in proba.columns:
+            out[f"p_{c}"] = proba[c]
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    out.to_csv(tmp, index=False)
+    tmp.replace(path)
+    print(path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from mmrefine.logging_setup import quiet_lightning, show_progress_notes
@@ -94,6 +179,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_lightning()
     show_progress_notes()
     try:
+        load_plugins(args.imports)
+        if args.command == "fit" and args.table:
+            _fit_table(args)
+            return 0
+        if args.command == "predict" and args.table:
+            _predict_table(args)
+            return 0
+        if args.command in ("fit", "predict") and not args.config:
+            from mmrefine.core.errors import ConfigError
+
+            raise ConfigError(f"{args.command} needs --config FILE (or --table for a table)")
+        if args.command == "predict" and not args.ckpt:
+            from mmrefine.core.errors import ConfigError
+
+            raise ConfigError("predict --config needs --ckpt CHECKPOINT")
         if args.command == "demo":
             from mmrefine.experiments.demo import run_demo
 

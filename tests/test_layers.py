@@ -25,8 +25,9 @@ ALLOWED: dict[str, set[str]] = {
     "evaluation": {"core", "data"},
     "training": {"core", "config", "data", "encoders", "fusion", "losses", "models", "refine"},
     "experiments": {"core", "config", "data", "evaluation", "training"},
-    "cli": {"core", "config", "data", "evaluation", "experiments", "logging_setup", "training"},
-    "__init__": {"core"},
+    "predictors": {"core", "config", "data", "training"},
+    "cli": {"core", "config", "data", "evaluation", "experiments", "logging_setup", "predictors", "training"},
+    "__init__": {"core", "predictors"},
 }
 
 

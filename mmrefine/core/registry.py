@@ -25,8 +25,9 @@ def _suggest(key: str, choices: list[str]) -> str:
 class Registry(Generic[T]):
     """A named collection of constructors of one kind (encoders, fusions, ...)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, symbol: str | None = None) -> None:
         self.kind = kind
+        self.symbol = symbol or f"{kind.upper()}S"  # the registry's name in mmrefine, for error messages
         self._items: dict[str, Callable[..., T]] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -46,7 +47,9 @@ class Registry(Generic[T]):
             loc = f"{where}: " if where else ""
             raise ConfigError(
                 f"{loc}unknown {self.kind} '{name}'{_suggest(name, self.names())}; "
-                f"known: {', '.join(self.names())}"
+                f"known: {', '.join(self.names())}. To add your own, register it in a module of yours "
+                f"(e.g. @{self.symbol}.register('{name}') on its class) and load that module with "
+                f"'mmrefine --import MODULE ...' or an 'mmrefine.plugins' entry point"
             )
         return self._items[name]
 

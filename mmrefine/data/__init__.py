@@ -10,10 +10,11 @@ from mmrefine.data.registry import DATASETS
 from mmrefine.data.settings import DataSettings
 from mmrefine.data.stocks import StocksDataModule
 from mmrefine.data.synthetic import GenerativeTask, LatticeTask, latent_graph_problem
+from mmrefine.data.table import TableDataModule, TablePreprocessor
 
 __all__ = [
     "DATASETS", "AVMNISTDataModule", "AVMNISTNpyDataModule", "BatchSchema", "DataSettings", "EpochShuffleSampler",
     "GenerativeTask", "LatticeTask", "MFeatDataModule", "MOSIDataModule", "ModalitySpec", "MultimodalBatch",
-    "MultimodalDataModule", "StocksDataModule", "TensorMultimodalDataset", "collate", "collate_samples", "full_mask",
+    "MultimodalDataModule", "StocksDataModule", "TableDataModule", "TablePreprocessor", "TensorMultimodalDataset", "collate", "collate_samples", "full_mask",
     "latent_graph_problem",
 ]

@@ -91,6 +91,11 @@ class MultimodalDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         _ = self.splits
 
+    def encoder_defaults(self) -> dict[str, dict[str, Any]]:
+        """Encoder specs some modalities need (e.g. a table's category counts),
+        used where the config names no encoder for that modality."""
+        return {}
+
     @property
     def schema(self) -> BatchSchema:
         train = self.splits["train"]

@@ -10,6 +10,7 @@ version and the exact texts, so a second call costs a file read.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Sequence
 import numpy as np
 
 from mmrefine.core.errors import ConfigError, DataError
+
+log = logging.getLogger("mmrefine")
 
 MINILM_DIM = 384
 
@@ -40,8 +43,9 @@ def minilm_key(texts: Sequence[str]) -> str:
     return h.hexdigest()
 
 
-def minilm_embeddings(texts: Sequence[str], cache_dir: str | Path, batch_size: int = 64) -> np.ndarray:
-    """``(len(texts), 384)`` float32 embeddings, read from or written to ``cache_dir``."""
+def minilm_embeddings(texts: Sequence[str], cache_dir: str | Path, batch_size: int = 64, progress: str | None = None) -> np.ndarray:
+    """``(len(texts), 384)`` float32 embeddings, read from or written to ``cache_dir``;
+    ``progress`` (a description) shows a progress bar while computing more than 256 texts."""
     texts = [str(t) for t in texts]
     path = Path(cache_dir) / f"minilm-{minilm_key(texts)[:16]}.npy"
     if path.is_file():
@@ -59,8 +63,11 @@ def minilm_embeddings(texts: Sequence[str], cache_dir: str | Path, batch_size: i
 
     hf_logging.disable_progress_bar()
 
+    show = progress is not None and len(texts) > 256
+    if show:
+        log.info("%s: embedding %d texts (first time; cached in %s)", progress, len(texts), cache_dir)
     model = SentenceTransformer(str(model_dir), device="cpu")
-    emb = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    emb = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=show)
     emb = np.asarray(emb, dtype=np.float32)
     if emb.shape != (len(texts), MINILM_DIM):
         raise DataError(f"MiniLM returned embeddings of shape {emb.shape}, expected ({len(texts)}, {MINILM_DIM})")

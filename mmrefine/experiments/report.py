@@ -168,6 +168,21 @@ def sweep_report(d: Path, baseline: str | None = None, metric: str | None = None
         lines += ["Relative robustness (area between curves against the baseline, per unit noise; "
                   "positive = more robust; scaled to [0, 1] across variants):", ""]
         lines += _table(["noisy modality", "variant", "tau", "scaled"], rob_rows)
+    if all("probes" in r for r in records):
+        lines += ["", "## Linear probes of the unimodal features per unrolled step", "",
+                  "Test accuracy of a logistic-regression probe fit on the training split's features of each modality "
+                  "at each step (a model without Progressive Fusion has one step); p: Welch's t-test of the last step "
+                  "against step 1 of the same variant.", ""]
+        rows = []
+        for v, rs in by.items():
+            steps = list(rs[0]["probes"])
+            for m in rs[0]["probes"][steps[0]]:
+                per = [[r["probes"][t][m] for r in rs] for t in steps]
+                p = compare({"1": per[0], "last": per[-1]}, "1")[1].p_value if len(steps) > 1 else math.nan
+                rows.append([v, m, *[_fmt(x) for x in per], "-" if math.isnan(p) else f"{p:.4f}"])
+        width = max(len(r) for r in rows) - 3
+        lines += _table(["variant", "modality", *[f"step {t + 1}" for t in range(width)], "p"],
+                        [r[:-1] + ["-"] * (width + 3 - len(r)) + r[-1:] for r in rows])
     out = d / "report.md"
     out.write_text("\n".join(lines) + "\n")
     return out

@@ -13,6 +13,8 @@ A sweep file (YAML, checked like every config)::
                                   # optional unimodal-query retrieval: bank = training fused
                                   # embeddings, queries = test unimodal features computed with
                                   # the other modalities absent (a bare list sets ks)
+    probes: true                  # optional linear probes of each modality's features at
+                                  # every unrolled step (training -> test; Progressive Fusion)
     variants:
       concat: {model: {fusion: {name: concat}}}
       gmu:    {model: {fusion: {name: gmu}}}
@@ -68,6 +70,7 @@ class SweepConfig:
     subsets: bool = False  # also test with every non-empty proper subset of modalities present
     noise: NoiseConfig | None = None
     retrieval: RetrievalConfig | list[int] | None = None  # a bare list of k: RetrievalConfig(ks=...)
+    probes: bool = False  # linear probes of every modality's features at every unrolled step
 
 
 def load_sweep(path: str | Path) -> SweepConfig:
@@ -146,6 +149,8 @@ def run_sweep(
                 record["noise"] = noise_sweep(res, mods, sweep.noise)
             if sweep.retrieval:
                 record["retrieval"] = retrieval(res, sweep.retrieval)  # type: ignore[arg-type]
+            if sweep.probes:
+                record["probes"] = step_probes(res)
             record["seconds"] = time.perf_counter() - t0
             _append(out, record)
             if on_record is not None:
@@ -204,6 +209,17 @@ def retrieval(res: Any, spec: RetrievalConfig) -> dict[str, dict[str, Any]]:
         scores = topk_retrieval(bank.fused, bank.labels, queries, labels, spec.ks, projection, spec.hit, offset)
         out[m] = {**{str(k): v for k, v in scores.items()}, "query": how}
     return out
+
+
+def step_probes(res: Any) -> dict[str, dict[str, float]]:
+    """``{step: {modality: test accuracy}}`` of logistic-regression probes fit on the
+    training split's features at each unrolled step (one step for a plain model)."""
+    from mmrefine.evaluation.probes import collect, probe_steps
+
+    dm, model = res.datamodule, res.module.model
+    train = collect(model, dm.loader(dm.splits["train"]))
+    test = collect(model, dm.loader(dm.splits["test"]))
+    return {str(t): accs for t, accs in probe_steps(train, test).items()}
 
 
 def summarize(records: list[dict[str, Any]], metric: str, baseline: str | None) -> list[Comparison]:

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from mmrefine.core.errors import BatchError
 from mmrefine.core.registry import Registry
 
-REFINER_LOSSES: Registry = Registry("refiner loss")
+REFINER_LOSSES: Registry = Registry("refiner loss", "REFINER_LOSSES")
 
 
 class RefinerLoss(nn.Module):

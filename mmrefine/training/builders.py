@@ -72,7 +72,13 @@ def build_task(cfg: ExperimentConfig, dm: MultimodalDataModule) -> Task:
             f"task.name is '{spec['name']}' but dataset '{cfg.data.get('name')}' provides {dm.task} labels; "
             f"set task: {{name: {dm.task}}} (or leave task out)"
         )
-    return TASKS.build(spec, where="task", provided={"num_outputs": dm.num_outputs})
+    task = TASKS.build(spec, where="task", provided={"num_outputs": dm.num_outputs})
+    if spec.get("class_weight") == "balanced":
+        labels = dm.labelled_train().labels
+        if labels is None:
+            raise ConfigError("task.class_weight: balanced needs a labelled training split")
+        task.fit_class_weights(labels)
+    return task
 
 
 def build_base_model(

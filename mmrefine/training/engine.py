@@ -153,14 +153,20 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if torch.is_tensor(v) and v.numel() == 1 or isinstance(v, (int, float))}
 
 
-def prepare(cfg: ExperimentConfig) -> tuple[MultimodalDataModule, Any, torch.nn.Module]:
-    """Seed, then build the datamodule, task and model of ``cfg``."""
+def prepare(cfg: ExperimentConfig, datamodule: MultimodalDataModule | None = None) -> tuple[MultimodalDataModule, Any, torch.nn.Module]:
+    """Seed, then build the datamodule (unless given), task and model of ``cfg``.
+    Encoders a datamodule requires for its modalities (``encoder_defaults()``,
+    e.g. a table's category counts) fill the config where it names none."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    dm = build_datamodule(cfg)
+    dm = datamodule if datamodule is not None else build_datamodule(cfg)
     dm.joint_unlabelled = (cfg.model.refiner or {}).get("unlabelled") == "joint"
-    if dm.joint_unlabelled and dm.labelled_fraction >= 1.0:
-        raise ConfigError("model.refiner.unlabelled: joint needs data.labelled_fraction < 1 (no training label is held out)")
     dm.setup()
+    for m, spec in dm.encoder_defaults().items():
+        given = cfg.model.encoders.get(m)
+        cfg.model.encoders[m] = {**spec, **given} if given and given.get("name") == spec["name"] else (given or spec)
+    if dm.joint_unlabelled and len(dm.unlabelled_train()) == 0:
+        raise ConfigError("model.refiner.unlabelled: joint needs unlabelled training samples "
+                          "(data.labelled_fraction < 1, or rows without a label)")
     task = build_task(cfg, dm)
     model = build_model(cfg, dm.schema, task)
     return dm, task, model
@@ -172,6 +178,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     test: bool = True,
     overwrite: bool = False,
+    datamodule: MultimodalDataModule | None = None,
 ) -> FitResult:
     """Train ``cfg`` (see module docstring) and test its best checkpoint.
 
@@ -181,10 +188,11 @@ def fit(
     it is cleared and run from its beginning, so a run killed before its first
     checkpoint resumes as a fresh one. ``resume`` on a finished run trains
     nothing: it says so and returns the recorded metrics with the best model
-    loaded.
+    loaded. ``datamodule`` replaces the one ``cfg.data`` describes (the
+    :class:`~mmrefine.TablePredictor` passes its DataFrames this way).
     """
     run_dir = Path(cfg.run_dir)
-    dm, task, model = prepare(cfg)
+    dm, task, model = prepare(cfg, datamodule)
     check_writable(run_dir)
     with RunLock(run_dir):
         stages = [run_dir / "pretrain", run_dir / "train"]

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 import torchmetrics as tm
 from torch import Tensor
@@ -46,6 +47,10 @@ class Task:
     def predict(self, logits: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def fit_class_weights(self, labels: Tensor) -> None:
+        """Set loss weights from the labelled training set's labels (tasks with class weights)."""
+        raise ConfigError(f"task.class_weight applies to classification, not {type(self).__name__.lower()}")
+
     @classmethod
     def metric_mode(cls, metric: str) -> str:
         """``max`` or ``min`` for a logged metric such as ``test/acc`` or ``val/loss``."""
@@ -59,21 +64,41 @@ class Classification(Task):
     Args:
         num_outputs: number of classes (set by the builder from the data).
         label_smoothing: cross-entropy label smoothing.
+        class_weight: ``balanced`` weighs class c by ``n / (C n_c)`` (counts of the
+            labelled training set), or a list of one weight per class; None: unweighted.
     """
 
     monitor, mode = "val/acc", "max"
     METRIC_MODES = {"acc": "max", "f1_macro": "max"}
 
-    def __init__(self, num_outputs: int, label_smoothing: float = 0.0) -> None:
+    def __init__(self, num_outputs: int, label_smoothing: float = 0.0, class_weight: str | list[float] | None = None) -> None:
         self.out_dim = num_outputs
         self.label_smoothing = label_smoothing
+        self.class_weight = class_weight
+        self.weights: Tensor | None = None
+        if isinstance(class_weight, str) and class_weight != "balanced":
+            raise ConfigError(f"task.class_weight: 'balanced', a list of {num_outputs} weights or null, got '{class_weight}'")
+        if isinstance(class_weight, list):
+            if len(class_weight) != num_outputs or any(w < 0 for w in class_weight):
+                raise ConfigError(f"task.class_weight: expected {num_outputs} non-negative weights, got {class_weight}")
+            self.weights = torch.tensor(class_weight, dtype=torch.float32)
+
+    def fit_class_weights(self, labels: Tensor) -> None:
+        """Set ``balanced`` weights from the labelled training set's ``(N,)`` class indices."""
+        if self.class_weight != "balanced":
+            return
+        counts = torch.bincount(labels.long(), minlength=self.out_dim).float()
+        if (counts == 0).any():
+            raise ConfigError(f"task.class_weight: balanced: class(es) {torch.nonzero(counts == 0).flatten().tolist()} have no training label")
+        self.weights = counts.sum() / (self.out_dim * counts)
 
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         if labels.dim() != 1 or labels.is_floating_point():
             raise BatchError(f"classification labels must be integer class indices (B,), got {labels.dtype} {tuple(labels.shape)}")
         if labels.numel() and (labels.min() < 0 or labels.max() >= self.out_dim):
             raise BatchError(f"classification labels must lie in [0, {self.out_dim}), got [{int(labels.min())}, {int(labels.max())}]")
-        return F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+        weight = None if self.weights is None else self.weights.to(logits.device, logits.dtype)
+        return F.cross_entropy(logits, labels, weight=weight, label_smoothing=self.label_smoothing)
 
     def metrics(self) -> tm.MetricCollection:
         n = self.out_dim

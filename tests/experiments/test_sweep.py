@@ -129,3 +129,29 @@ def test_run_report_probes_every_progressive_step(tmp_path: Path) -> None:
     assert main(["report", str(res.run_dir)]) == 0
     text = (res.run_dir / "report.md").read_text()
     assert "per Progressive Fusion step" in text and "| 2 |" in text
+
+
+def test_probes_per_unrolled_step_are_recorded_and_reported(tmp_path: Path) -> None:
+    sweep = {
+        "experiment": str(REPO / "configs" / "mfeat.yaml"),
+        "seeds": [0, 1],
+        "missing": False,
+        "probes": True,
+        "variants": {
+            "concat": {**SMALL, "model": {**SMALL["model"], "fusion": {"name": "concat"}}},
+            "profusion": {**SMALL, "model": {**SMALL["model"], "fusion": {"name": "concat", "hidden": [8]},
+                                              "progressive": {"steps": 3, "backprojection": "linear"}}},
+        },
+    }
+    path, out = tmp_path / "sweep.yaml", tmp_path / "out"
+    path.write_text(yaml.safe_dump(sweep))
+    records = run_sweep(path, out, epochs=1)
+    plain, pro = records[0]["probes"], records[2]["probes"]
+    assert list(plain) == ["1"] and list(pro) == ["1", "2", "3"]
+    assert set(pro["3"]) == {"fou", "kar"} and all(0.0 <= a <= 1.0 for s in pro.values() for a in s.values())
+    assert main(["report", str(out), "--baseline", "concat", "--metric", "test/acc"]) == 0
+    lines = (out / "report.md").read_text().splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("| variant | modality | step 1 | step 2 | step 3 | p |"))
+    rows = [line.split(" | ") for line in lines[head + 2: head + 6]]
+    assert [r[0].strip("| ") for r in rows] == ["concat", "concat", "profusion", "profusion"]
+    assert rows[0][3] == "-" and rows[0][4] == "-" and rows[2][4] != "-"  # a plain model has one step

@@ -195,5 +195,5 @@ def test_joint_semi_supervised_mode_uses_unlabelled_batches_for_refiner_terms_on
     assert steps == read_checkpoint(Path(ignore.run_dir) / "train" / "checkpoints" / "last.ckpt")["global_step"]  # same budget
     w_joint, w_ignore = load_file(Path(joint.run_dir) / "model.safetensors"), load_file(Path(ignore.run_dir) / "model.safetensors")
     assert any(not torch.equal(w_joint[k], w_ignore[k]) for k in w_joint if "encoders" in k)  # the unlabelled data moved them
-    with pytest.raises(ConfigError, match="needs data.labelled_fraction < 1"):
+    with pytest.raises(ConfigError, match="needs unlabelled training samples"):
         prepare(tiny_config(tmp_path / "x", model={"refiner": {"unlabelled": "joint"}}))

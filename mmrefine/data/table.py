@@ -1,0 +1,487 @@
+"""Your own table: text, categorical and numerical columns as modalities.
+
+Each **text** column is a modality (MiniLM sentence embeddings, 384-d, cached
+on disk by model and texts); an empty or missing text makes that modality
+*absent* for the row (mask False), never an embedding of the empty string.
+The **categorical** columns form one modality ``categorical`` (one index per
+column; index 0 is reserved for a missing or unseen category) and the
+**numerical** columns one modality ``numerical`` (each column standardised with
+the training rows' mean and standard deviation, followed by a missing-value
+indicator per column). Rows with an empty label are unlabelled: left out of
+supervised training and used by the Refiner's pretraining or joint mode.
+
+Column types come from ``column_types``: ``{column: text | categorical |
+numerical}``, or the Multimodal-Toolkit's ``column_info.json`` form
+(``text_cols``, ``cat_cols``, ``num_cols``, ``label_col``), as a mapping or a
+path. Columns not named are inferred (:func:`infer_column_types`) and the
+inference is logged and kept with the model. Every bad input names its column
+(and row where there is one).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, cast
+
+import numpy as np
+import torch
+
+from mmrefine.core.errors import ConfigError, DataError
+from mmrefine.data.datamodule import MultimodalDataModule, stratified_fraction
+from mmrefine.data.dataset import TensorMultimodalDataset
+from mmrefine.data.registry import DATASETS
+from mmrefine.data.settings import DataSettings
+
+log = logging.getLogger("mmrefine")
+
+KINDS = ("text", "categorical", "numerical")
+TASK_KINDS = ("binary", "multiclass", "regression")
+
+
+def _is_missing(v: Any) -> bool:
+    """None, NaN, pandas' NA, or a blank string."""
+    if v is None:
+        return True
+    if isinstance(v, str):
+        return not v.strip()
+    try:
+        return bool(v != v)  # NaN is the one value unequal to itself
+    except TypeError:  # pandas.NA
+        return True
+
+
+def read_column_types(spec: str | Path | Mapping[str, Any] | None) -> tuple[dict[str, str], str | None]:
+    """``({column: kind}, label or None)`` from ``{column: kind}``, the
+    Multimodal-Toolkit form, or a JSON file holding either."""
+    if spec is None:
+        return {}, None
+    if isinstance(spec, (str, Path)):
+        path = Path(spec)
+        if not path.is_file():
+            raise DataError(f"column types file not found: {path}")
+        try:
+            spec = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: not valid JSON ({exc})") from exc
+        if not isinstance(spec, dict):
+            raise DataError(f"{path}: expected a JSON object of column types")
+    spec = dict(spec)
+    mt = {"text_cols": "text", "cat_cols": "categorical", "num_cols": "numerical"}
+    if set(spec) & (set(mt) | {"label_col"}):
+        out: dict[str, str] = {}
+        for key, kind in mt.items():
+            for col in spec.pop(key, None) or []:
+                out[str(col)] = kind
+        label = spec.pop("label_col", None)
+        for key in ("label_list", "numerical_transformer_method", "categorical_encode_type"):
+            spec.pop(key, None)  # Multimodal-Toolkit options that do not apply here
+        if spec:
+            raise ConfigError(f"column types: unknown key(s) {sorted(spec)}; expected text_cols, cat_cols, num_cols, label_col")
+        return out, (str(label) if label is not None else None)
+    bad = {c: k for c, k in spec.items() if k not in KINDS}
+    if bad:
+        raise ConfigError(f"column types: {bad} -- each kind must be one of {', '.join(KINDS)}")
+    return {str(c): str(k) for c, k in spec.items()}, None
+
+
+def infer_column_types(df: "pandas.DataFrame", label: str, given: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:  # noqa: F821
+    """Kinds of the columns ``given`` leaves out, and the columns ignored.
+
+    A numeric column is ``numerical``, unless it holds distinct integers on
+    every row (a row id: ignored). A text column is ``text`` when its values
+    are long (mean length over 30 characters) or mostly distinct, else
+    ``categorical``."""
+    import pandas as pd
+
+    kinds, ignored = {}, []
+    for col in df.columns:
+        if col == label or col in given:
+            continue
+        s = df[col]
+        present = s.dropna()
+        if pd.api.types.is_bool_dtype(s):
+            kinds[col] = "categorical"
+        elif pd.api.types.is_numeric_dtype(s):
+            integral = len(present) > 0 and np.all(np.mod(present.to_numpy(dtype=float), 1) == 0)
+            if integral and present.is_unique and len(present) == len(s) and len(s) > 20:
+                ignored.append(col)
+            else:
+                kinds[col] = "numerical"
+        else:
+            text = present.astype(str)
+            long = len(text) > 0 and text.str.len().mean() > 30
+            distinct = len(text) > 0 and text.nunique() > 0.5 * len(text)
+            kinds[col] = "text" if long or distinct else "categorical"
+    return kinds, ignored
+
+
+def modality_name(column: str) -> str:
+    """A column's modality name: lower case, runs of other characters as ``_``."""
+    name = re.sub(r"[^0-9a-zA-Z]+", "_", column).strip("_").lower() or "text"
+    return name if name not in ("categorical", "numerical") else f"{name}_text"
+
+
+def infer_task(labels: "pandas.Series") -> str:  # noqa: F821
+    """``binary``, ``multiclass`` (text labels, or at most 20 distinct integers) or ``regression``."""
+    import pandas as pd
+
+    y = labels.dropna()
+    n = y.nunique()
+    if n < 2:
+        raise DataError(f"label column '{labels.name}' has {n} distinct value(s); a predictor needs at least two")
+    if pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y):
+        integral = np.all(np.mod(y.to_numpy(dtype=float), 1) == 0)
+        if not integral or n > 20:
+            return "regression"
+    return "binary" if n == 2 else "multiclass"
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+@dataclass
+class TablePreprocessor:
+    """Column kinds, category vocabularies, numerical statistics and label
+    classes, fitted on training rows (:meth:`fit`) and stored as JSON."""
+
+    label: str
+    kinds: dict[str, str]
+    task: str = "binary"
+    ignored: list[str] = field(default_factory=list)
+    vocab: dict[str, list[str]] = field(default_factory=dict)
+    mean: dict[str, float] = field(default_factory=dict)
+    std: dict[str, float] = field(default_factory=dict)
+    classes: list[Any] = field(default_factory=list)
+    text_encoder: str = "minilm"
+
+    @classmethod
+    def fit(cls, df: "pandas.DataFrame", label: str, column_types: Any = None, task: str | None = None,  # noqa: F821
+            text_encoder: str = "minilm") -> "TablePreprocessor":
+        if len(df) == 0:
+            raise DataError("the training table is empty")
+        given, mt_label = read_column_types(column_types)
+        label = label or mt_label or ""
+        if not label:
+            raise ConfigError("no label column: pass label= (or label_col in the column types)")
+        if label not in df.columns:
+            raise DataError(f"label column '{label}' is not in the table; its columns are {list(df.columns)}")
+        absent = [c for c in given if c not in df.columns]
+        if absent:
+            raise DataError(f"column types name column(s) {absent} that are not in the table; its columns are {list(df.columns)}")
+        if label in given:
+            raise ConfigError(f"column '{label}' is the label; leave it out of the column types")
+        inferred, ignored = infer_column_types(df, label, given)
+        if inferred:
+            log.info("column types inferred: %s%s", ", ".join(f"{c}: {k}" for c, k in inferred.items()),
+                     f"; ignored (row id): {', '.join(ignored)}" if ignored else "")
+        kinds = {c: given.get(c) or inferred[c] for c in df.columns if c in given or c in inferred}
+        if not kinds:
+            raise DataError(f"the table has no feature column besides the label '{label}'")
+        labelled = df[~df[label].map(_is_missing)]
+        task = task or infer_task(labelled[label])
+        if task not in TASK_KINDS:
+            raise ConfigError(f"task must be one of {', '.join(TASK_KINDS)}, got '{task}'")
+        pre = cls(label=label, kinds=kinds, task=task, ignored=ignored, text_encoder=text_encoder)
+        for col, kind in kinds.items():
+            if kind == "categorical":
+                values = [str(_plain(v)) for v in df[col] if not _is_missing(v)]
+                pre.vocab[col] = sorted(set(values))
+            elif kind == "numerical":
+                x = pre._numbers(df, col)
+                ok = x[~np.isnan(x)]
+                pre.mean[col] = float(ok.mean()) if len(ok) else 0.0
+                pre.std[col] = float(ok.std()) if len(ok) > 1 and ok.std() > 0 else 1.0
+        if task == "regression":
+            pre._numbers(labelled, label)
+        else:
+            classes = sorted({_plain(v) for v in labelled[label]}, key=lambda v: (str(type(v)), v))
+            if len(classes) < 2:
+                raise DataError(f"label column '{label}' has one class ({classes}); a classifier needs at least two")
+            pre.classes = classes
+        return pre
+
+    # -- columns ----------------------------------------------------------------
+    @property
+    def text_columns(self) -> dict[str, str]:
+        """``{modality: column}`` of the text columns."""
+        return {modality_name(c): c for c, k in self.kinds.items() if k == "text"}
+
+    def columns(self, kind: str) -> list[str]:
+        return [c for c, k in self.kinds.items() if k == kind]
+
+    @property
+    def modalities(self) -> list[str]:
+        mods = list(self.text_columns)
+        if self.columns("categorical"):
+            mods.append("categorical")
+        if self.columns("numerical"):
+            mods.append("numerical")
+        return mods
+
+    @property
+    def num_outputs(self) -> int:
+        return 1 if self.task == "regression" else len(self.classes)
+
+    @property
+    def cardinalities(self) -> list[int]:
+        return [len(self.vocab[c]) + 1 for c in self.columns("categorical")]
+
+    @staticmethod
+    def _numbers(df: "pandas.DataFrame", col: str) -> np.ndarray:  # noqa: F821
+        import pandas as pd
+
+        s = df[col]
+        x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero(np.isnan(x) & ~s.map(_is_missing).to_numpy(dtype=bool))
+        if len(bad):
+            row = df.index[bad[0]]
+            raise DataError(f"numerical column '{col}' holds text: row {row} has {s.iloc[bad[0]]!r} ({len(bad)} such row(s))")
+        return x
+
+    def check_columns(self, df: "pandas.DataFrame") -> None:  # noqa: F821
+        missing = [c for c in self.kinds if c not in df.columns]
+        if missing:
+            raise DataError(f"the table lacks column(s) {missing} that the model was trained with")
+
+    # -- transform ----------------------------------------------------------------
+    def transform(self, df: "pandas.DataFrame", cache_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:  # noqa: F821
+        """``(inputs, mask)`` for every row of ``df`` (extra columns are ignored)."""
+        if len(df) == 0:
+            raise DataError("the table is empty")
+        self.check_columns(df)
+        inputs: dict[str, torch.Tensor] = {}
+        mask: dict[str, torch.Tensor] = {}
+        n = len(df)
+        for m, col in self.text_columns.items():
+            texts = [None if _is_missing(v) else str(v) for v in df[col]]
+            present = np.array([t is not None for t in texts])
+            emb = np.zeros((n, 384), dtype=np.float32)
+            if present.any():
+                emb[present] = text_features([t for t in texts if t is not None], self.text_encoder, cache_dir, col)
+            inputs[m] = torch.from_numpy(emb)
+            mask[m] = torch.from_numpy(present)
+        cats = self.columns("categorical")
+        if cats:
+            idx = np.zeros((n, len(cats)), dtype=np.float32)
+            for k, col in enumerate(cats):
+                lookup = {v: i + 1 for i, v in enumerate(self.vocab[col])}
+                idx[:, k] = [0 if _is_missing(v) else lookup.get(str(_plain(v)), 0) for v in df[col]]
+            inputs["categorical"] = torch.from_numpy(idx)
+            mask["categorical"] = torch.ones(n, dtype=torch.bool)
+        nums = self.columns("numerical")
+        if nums:
+            out = np.zeros((n, 2 * len(nums)), dtype=np.float32)
+            for k, col in enumerate(nums):
+                x = self._numbers(df, col)
+                miss = np.isnan(x)
+                out[:, 2 * k] = np.where(miss, 0.0, (x - self.mean[col]) / self.std[col])
+                out[:, 2 * k + 1] = miss
+            inputs["numerical"] = torch.from_numpy(out)
+            mask["numerical"] = torch.ones(n, dtype=torch.bool)
+        return inputs, mask
+
+    def labels(self, df: "pandas.DataFrame") -> tuple[torch.Tensor, np.ndarray]:  # noqa: F821
+        """``(labels, has_label)``: class indices (or float targets), 0 where the label is empty."""
+        has = ~df[self.label].map(_is_missing).to_numpy(dtype=bool)
+        if self.task == "regression":
+            y = np.where(has, np.nan_to_num(self._numbers(df, self.label)), 0.0)
+            return torch.tensor(y, dtype=torch.float32), has
+        lookup = {c: i for i, c in enumerate(self.classes)}
+        idx = []
+        for row, (v, h) in enumerate(zip(df[self.label], has)):
+            if not h:
+                idx.append(0)
+                continue
+            key = _plain(v)
+            if key not in lookup:
+                raise DataError(f"label column '{self.label}': row {df.index[row]} has class {key!r}, unknown to the model "
+                                f"(classes {self.classes})")
+            idx.append(lookup[key])
+        return torch.tensor(idx, dtype=torch.long), has
+
+    def dataset(self, df: "pandas.DataFrame", cache_dir: str | Path, labelled: bool = True) -> tuple[TensorMultimodalDataset, np.ndarray]:  # noqa: F821
+        inputs, mask = self.transform(df, cache_dir)
+        if not labelled or self.label not in df.columns:
+            return TensorMultimodalDataset(inputs, None, mask), np.zeros(len(df), dtype=bool)
+        y, has = self.labels(df)
+        return TensorMultimodalDataset(inputs, y, mask), has
+
+    # -- storage -----------------------------------------------------------------
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, default=_plain)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TablePreprocessor":
+        return cls(**json.loads(text))
+
+
+def text_features(texts: list[str], encoder: str, cache_dir: str | Path, column: str) -> np.ndarray:
+    """``(len(texts), 384)`` sentence embeddings of one text column."""
+    if encoder != "minilm":
+        raise ConfigError(f"text encoder must be 'minilm', got '{encoder}'")
+    from mmrefine.data.text_features import minilm_embeddings
+
+    return minilm_embeddings(texts, cache_dir, progress=f"MiniLM on '{column}'")
+
+
+def read_table(path: str | Path) -> "pandas.DataFrame":  # noqa: F821
+    """A CSV (or ``.parquet``/``.tsv``) file as a DataFrame, with clear errors."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"table not found: {path}")
+    if path.stat().st_size == 0:
+        raise DataError(f"table is empty: {path}")
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")
+    except Exception as exc:  # noqa: BLE001 - any parser failure is a bad file
+        raise DataError(f"cannot read table {path}: {exc}") from exc
+
+
+@DATASETS.register("table")
+class TableDataModule(MultimodalDataModule):
+    """A table (CSV) as a multimodal dataset (see module docstring).
+
+    Validation is carved from the training rows that have a label (stratified
+    for classification) unless ``val_path`` is given; the test split is
+    ``test_path`` or, without one, the validation split.
+
+    Args:
+        path: training table (CSV, TSV or Parquet).
+        label: label column (or ``label_col`` of ``column_types``).
+        column_types: ``{column: kind}``, the Multimodal-Toolkit ``column_info.json`` form, or its path.
+        test_path: test table.
+        val_path: validation table (default: ``val_fraction`` of the training rows).
+        val_fraction: share of the labelled training rows held out for validation.
+        task_kind: ``binary``, ``multiclass`` or ``regression`` (None: inferred from the label).
+        text_encoder: sentence encoder of the text columns (``minilm``).
+        cache_dir: where text embeddings are cached (None: ``$MMREFINE_CACHE`` or ``~/.cache/mmrefine``).
+        settings: loader settings shared by every dataset (:class:`~mmrefine.data.DataSettings`).
+    """
+
+    default_settings = DataSettings(batch_size=64)
+
+    def __init__(self, path: str | None = None, label: str | None = None, column_types: Any = None,
+                 test_path: str | None = None, val_path: str | None = None, val_fraction: float = 0.15,
+                 task_kind: str | None = None, text_encoder: str = "minilm", cache_dir: str | None = None,
+                 settings: DataSettings | None = None) -> None:
+        super().__init__(settings)
+        if not 0 < val_fraction < 1:
+            raise ConfigError(f"data.val_fraction must lie in (0, 1), got {val_fraction}")
+        self.path, self.label, self.column_types = path, label, column_types
+        self.test_path, self.val_path, self.val_fraction = test_path, val_path, val_fraction
+        self.task_kind, self.text_encoder, self.cache_dir = task_kind, text_encoder, cache_dir
+        self.frames: dict[str, Any] | None = None  # set by from_frames
+        self.preprocessor: TablePreprocessor | None = None
+        self._has_label: np.ndarray | None = None
+
+    @classmethod
+    def from_frames(cls, train: Any, label: str, column_types: Any = None, val: Any = None, test: Any = None,
+                    unlabelled: Any = None, preprocessor: TablePreprocessor | None = None, **kwargs: Any) -> "TableDataModule":
+        """A datamodule over DataFrames (the :class:`~mmrefine.TablePredictor` route)."""
+        dm = cls(label=label, column_types=column_types, **kwargs)
+        dm.frames = {"train": train, "val": val, "test": test, "unlabelled": unlabelled}
+        dm.preprocessor = preprocessor
+        return dm
+
+    def _frames(self) -> dict[str, Any]:
+        if self.frames is not None:
+            return self.frames
+        if self.path is None:
+            raise ConfigError("data.path: the training table is required for dataset 'table'")
+        base = Path(self.root) if self.root else Path(".")
+        resolve = lambda p: p if p is None or Path(p).is_absolute() or Path(p).exists() else str(base / p)  # noqa: E731
+        return {"train": read_table(resolve(self.path)),
+                "val": read_table(resolve(self.val_path)) if self.val_path else None,
+                "test": read_table(resolve(self.test_path)) if self.test_path else None, "unlabelled": None}
+
+    @property
+    def task(self) -> str:  # type: ignore[override]
+        return "regression" if self.pre.task == "regression" else "classification"
+
+    @property
+    def pre(self) -> TablePreprocessor:
+        _ = self.splits  # fits the preprocessor when none was given
+        return cast(TablePreprocessor, self.preprocessor)
+
+    @property
+    def num_outputs(self) -> int:
+        return self.pre.num_outputs
+
+    def load(self) -> dict[str, TensorMultimodalDataset]:
+        import pandas as pd
+
+        from mmrefine.data.paths import default_cache_dir
+
+        f = self._frames()
+        train = f["train"]
+        if f["unlabelled"] is not None and len(f["unlabelled"]):
+            extra = f["unlabelled"].copy()
+            extra[self.label or ""] = None
+            train = pd.concat([train, extra], ignore_index=True)
+        if self.preprocessor is None:
+            self.preprocessor = TablePreprocessor.fit(train, self.label or "", self.column_types, self.task_kind, self.text_encoder)
+        pre = self.preprocessor
+        self.label = pre.label
+        has = ~train[pre.label].map(_is_missing).to_numpy(dtype=bool)
+        if not has.all():
+            log.info("%d of %d training rows have no label in '%s': left out of supervised training%s", (~has).sum(), len(has),
+                     pre.label, "" if self.joint_unlabelled else " (they feed the Refiner's pretraining or joint mode)")
+        val = f["val"]
+        if val is None:
+            labelled = np.flatnonzero(has)
+            y = train[pre.label].to_numpy()[labelled]
+            if pre.task == "regression":
+                rng = np.random.default_rng(self.split_seed)
+                held = rng.permutation(labelled)[: max(1, int(round(self.val_fraction * len(labelled))))]
+            else:
+                keys = np.array([str(_plain(v)) for v in y])
+                held = labelled[stratified_fraction(keys, self.val_fraction, self.split_seed)]
+            keep = np.setdiff1d(np.arange(len(train)), held)
+            val, train = train.iloc[held], train.iloc[keep]
+        cache = self.cache_dir or default_cache_dir()
+        tr, self._has_label = pre.dataset(train, cache)
+        if self._has_label.sum() == 0:
+            raise DataError(f"no training row has a label in '{pre.label}'")
+        va, vhas = pre.dataset(val, cache)
+        if not vhas.all():
+            va = va.subset(np.flatnonzero(vhas))
+        te = va
+        if f["test"] is not None:
+            te, thas = pre.dataset(f["test"], cache)
+            if not thas.all():
+                te = te.subset(np.flatnonzero(thas))
+        return {"train": tr, "val": va, "test": te}
+
+    def encoder_defaults(self) -> dict[str, dict[str, Any]]:
+        """Encoders the tabular modalities need: embeddings sized by the
+        category counts, and the numerical columns as they are."""
+        out: dict[str, dict[str, Any]] = {}
+        if self.pre.columns("categorical"):
+            out["categorical"] = {"name": "categorical", "cardinalities": self.pre.cardinalities}
+        if self.pre.columns("numerical"):
+            out["numerical"] = {"name": "identity"}
+        return out
+
+    def labelled_indices(self) -> np.ndarray:
+        """Training rows with a label, of which ``labelled_fraction`` are kept (stratified)."""
+        _ = self.splits
+        rows = np.flatnonzero(cast(np.ndarray, self._has_label))
+        if self.labelled_fraction >= 1.0:
+            return rows
+        labels = cast(torch.Tensor, self.splits["train"].labels).numpy()[rows]
+        if self.pre.task == "regression":
+            rng = np.random.default_rng(self.split_seed)
+            return np.sort(rng.permutation(rows)[: max(1, int(round(self.labelled_fraction * len(rows))))])
+        return rows[stratified_fraction(labels, self.labelled_fraction, self.split_seed)]
+
+    def labelled_train(self) -> TensorMultimodalDataset:
+        return self.splits["train"].subset(self.labelled_indices())

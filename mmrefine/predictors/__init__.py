@@ -1,0 +1,5 @@
+"""One-call predictors over user data (DataFrames in, predictions out)."""
+
+from mmrefine.predictors.table import TablePredictor
+
+__all__ = ["TablePredictor"]
