@@ -392,13 +392,24 @@ class TableDataModule(MultimodalDataModule):
         dm.preprocessor = preprocessor
         return dm
 
+    def resolve(self, path: str) -> str:
+        """``path`` as given when it exists (or is absolute), else under the data root
+        (``data.root``, default ``../shared/data`` or ``$MMREFINE_DATA``)."""
+        from mmrefine.data.paths import default_data_root
+
+        if Path(path).is_absolute() or Path(path).exists():
+            return path
+        root = Path(self.root) if self.root else default_data_root()
+        return str(root / path) if root is not None else path
+
     def _frames(self) -> dict[str, Any]:
         if self.frames is not None:
             return self.frames
         if self.path is None:
             raise ConfigError("data.path: the training table is required for dataset 'table'")
-        base = Path(self.root) if self.root else Path(".")
-        resolve = lambda p: p if p is None or Path(p).is_absolute() or Path(p).exists() else str(base / p)  # noqa: E731
+        resolve = self.resolve
+        if isinstance(self.column_types, str):
+            self.column_types = resolve(self.column_types)
         return {"train": read_table(resolve(self.path)),
                 "val": read_table(resolve(self.val_path)) if self.val_path else None,
                 "test": read_table(resolve(self.test_path)) if self.test_path else None, "unlabelled": None}
