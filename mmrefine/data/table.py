@@ -38,7 +38,7 @@ from mmrefine.data.settings import DataSettings
 
 log = logging.getLogger("mmrefine")
 
-KINDS = ("text", "categorical", "numerical")
+KINDS = ("text", "categorical", "numerical", "ignore")
 TASK_KINDS = ("binary", "multiclass", "regression")
 
 
@@ -54,11 +54,14 @@ def _is_missing(v: Any) -> bool:
         return True
 
 
-def read_column_types(spec: str | Path | Mapping[str, Any] | None) -> tuple[dict[str, str], str | None]:
-    """``({column: kind}, label or None)`` from ``{column: kind}``, the
-    Multimodal-Toolkit form, or a JSON file holding either."""
+def read_column_types(spec: str | Path | Mapping[str, Any] | None) -> tuple[dict[str, str], str | None, bool]:
+    """``({column: kind}, label or None, complete)`` from ``{column: kind}`` (a
+    kind may be ``ignore``), the Multimodal-Toolkit form, or a JSON file holding
+    either. ``complete`` is True for the Multimodal-Toolkit form, which lists
+    every column used (the others are ignored, as that toolkit does); the
+    columns a ``{column: kind}`` mapping leaves out are inferred."""
     if spec is None:
-        return {}, None
+        return {}, None, False
     if isinstance(spec, (str, Path)):
         path = Path(spec)
         if not path.is_file():
@@ -81,11 +84,11 @@ def read_column_types(spec: str | Path | Mapping[str, Any] | None) -> tuple[dict
             spec.pop(key, None)  # Multimodal-Toolkit options that do not apply here
         if spec:
             raise ConfigError(f"column types: unknown key(s) {sorted(spec)}; expected text_cols, cat_cols, num_cols, label_col")
-        return out, (str(label) if label is not None else None)
+        return out, (str(label) if label is not None else None), True
     bad = {c: k for c, k in spec.items() if k not in KINDS}
     if bad:
         raise ConfigError(f"column types: {bad} -- each kind must be one of {', '.join(KINDS)}")
-    return {str(c): str(k) for c, k in spec.items()}, None
+    return {str(c): str(k) for c, k in spec.items()}, None, False
 
 
 def infer_column_types(df: "pandas.DataFrame", label: str, given: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:  # noqa: F821
@@ -164,7 +167,7 @@ class TablePreprocessor:
             text_encoder: str = "minilm") -> "TablePreprocessor":
         if len(df) == 0:
             raise DataError("the training table is empty")
-        given, mt_label = read_column_types(column_types)
+        given, mt_label, complete = read_column_types(column_types)
         label = label or mt_label or ""
         if not label:
             raise ConfigError("no label column: pass label= (or label_col in the column types)")
@@ -175,11 +178,17 @@ class TablePreprocessor:
             raise DataError(f"column types name column(s) {absent} that are not in the table; its columns are {list(df.columns)}")
         if label in given:
             raise ConfigError(f"column '{label}' is the label; leave it out of the column types")
-        inferred, ignored = infer_column_types(df, label, given)
-        if inferred:
-            log.info("column types inferred: %s%s", ", ".join(f"{c}: {k}" for c, k in inferred.items()),
-                     f"; ignored (row id): {', '.join(ignored)}" if ignored else "")
-        kinds = {c: given.get(c) or inferred[c] for c in df.columns if c in given or c in inferred}
+        if complete:
+            inferred, ignored = {}, [str(c) for c in df.columns if c != label and c not in given]
+            if ignored:
+                log.info("columns not in the column types (ignored): %s", ", ".join(ignored))
+        else:
+            inferred, ignored = infer_column_types(df, label, given)
+            if inferred:
+                log.info("column types inferred: %s%s", ", ".join(f"{c}: {k}" for c, k in inferred.items()),
+                         f"; ignored (row id): {', '.join(ignored)}" if ignored else "")
+        ignored += [c for c, k in given.items() if k == "ignore"]
+        kinds = {c: given.get(c) or inferred[c] for c in df.columns if (c in given or c in inferred) and given.get(c) != "ignore"}
         if not kinds:
             raise DataError(f"the table has no feature column besides the label '{label}'")
         labelled = df[~df[label].map(_is_missing)]

@@ -41,7 +41,9 @@ class MulTInternals(NamedTuple):
 @ARCHITECTURES.register("mult")
 class MulT(nn.Module):
     """See module docstring. Modalities whose input is a vector ``(d,)`` are the
-    "extra" non-sequence modalities; they need ``fusion="gmu"``.
+    "extra" non-sequence modalities; they need ``fusion="gmu"``, unless
+    ``vectors_as_sequences`` reads each as a sequence of length 1 (as UCRN
+    does; for utterance-level features such as CMU-MOSI's).
 
     Args:
         input_shapes: ``{modality: per-sample shape}`` (set by the builder from the data).
@@ -57,6 +59,7 @@ class MulT(nn.Module):
         embed_dropout: dropout on the scaled, position-encoded inputs.
         out_dropout: dropout in the output head.
         causal: mask future steps in self- and cross-attention.
+        vectors_as_sequences: treat ``(d,)`` inputs as ``(1, d)`` sequences instead of GMU-only extras.
     """
 
     def __init__(
@@ -74,12 +77,14 @@ class MulT(nn.Module):
         embed_dropout: float = 0.25,
         out_dropout: float = 0.0,
         causal: bool = False,
+        vectors_as_sequences: bool = False,
     ) -> None:
         super().__init__()
         if fusion not in ("concat", "gmu"):
             raise ConfigError(f"mult.fusion must be 'concat' or 'gmu', got '{fusion}'")
-        self.sequence = [m for m, s in input_shapes.items() if len(s) == 2]
-        self.extra = [m for m, s in input_shapes.items() if len(s) == 1]
+        self.lifted = [m for m, s in input_shapes.items() if len(s) == 1] if vectors_as_sequences else []
+        self.sequence = [m for m, s in input_shapes.items() if len(s) == 2 or m in self.lifted]
+        self.extra = [m for m, s in input_shapes.items() if len(s) == 1 and m not in self.lifted]
         if len(self.sequence) < 2:
             raise ConfigError(f"MulT needs at least two sequence modalities (T, d); got {dict(input_shapes)}")
         if self.extra and fusion != "gmu":
@@ -88,7 +93,7 @@ class MulT(nn.Module):
         self.input_shapes = {m: tuple(s) for m, s in input_shapes.items()}
         self.fusion_kind = fusion
         kw = dict(attn_dropout=attn_dropout, relu_dropout=relu_dropout, res_dropout=res_dropout, embed_dropout=embed_dropout, causal=causal)
-        self.proj = nn.ModuleDict({m: nn.Conv1d(int(input_shapes[m][1]), d, 1, bias=False) for m in self.sequence})
+        self.proj = nn.ModuleDict({m: nn.Conv1d(int(input_shapes[m][-1]), d, 1, bias=False) for m in self.sequence})
         self.cross = nn.ModuleDict(
             {f"{t}<-{s}": CrossmodalTransformer(d, heads, layers, **kw) for t in self.sequence for s in self.sequence if s != t}
         )
@@ -118,6 +123,7 @@ class MulT(nn.Module):
     def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ModelOutput:
         mask = check_modalities("MulT", self.modalities, inputs, mask, self.input_shapes, parameter_dtype(self))
         inputs = {m: zero_absent(inputs[m], mask[m]) for m in self.modalities}
+        inputs = {m: (x.unsqueeze(1) if m in self.lifted else x) for m, x in inputs.items()}
         x = {}
         for m in self.sequence:
             x[m] = self.proj[m](inputs[m].transpose(1, 2)).transpose(1, 2)

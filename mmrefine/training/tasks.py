@@ -57,6 +57,26 @@ class Task:
         return cls.METRIC_MODES.get(metric.rsplit("/", 1)[-1], "min")
 
 
+class PositiveClass(tm.Metric):
+    """A binary metric fed the softmax probability of class 1 from ``(B, 2)`` logits."""
+
+    full_state_update = False
+
+    def __init__(self, metric: tm.Metric) -> None:
+        super().__init__()
+        self.metric = metric
+
+    def update(self, logits: Tensor, labels: Tensor) -> None:  # type: ignore[override]
+        self.metric.update(logits.softmax(-1)[:, 1], labels)
+
+    def compute(self) -> Tensor:
+        return self.metric.compute()
+
+    def reset(self) -> None:
+        super().reset()
+        self.metric.reset()
+
+
 @TASKS.register("classification")
 class Classification(Task):
     """Single-label classification over ``num_outputs`` classes.
@@ -69,7 +89,7 @@ class Classification(Task):
     """
 
     monitor, mode = "val/acc", "max"
-    METRIC_MODES = {"acc": "max", "f1_macro": "max"}
+    METRIC_MODES = {"acc": "max", "f1_macro": "max", "f1": "max", "roc_auc": "max", "pr_auc": "max"}
 
     def __init__(self, num_outputs: int, label_smoothing: float = 0.0, class_weight: str | list[float] | None = None) -> None:
         self.out_dim = num_outputs
@@ -102,12 +122,15 @@ class Classification(Task):
 
     def metrics(self) -> tm.MetricCollection:
         n = self.out_dim
-        return tm.MetricCollection(
-            {
-                "acc": tm.classification.MulticlassAccuracy(n, average="micro"),
-                "f1_macro": tm.classification.MulticlassF1Score(n, average="macro"),
-            }
-        )
+        metrics: dict[str, tm.Metric] = {
+            "acc": tm.classification.MulticlassAccuracy(n, average="micro"),
+            "f1_macro": tm.classification.MulticlassF1Score(n, average="macro"),
+        }
+        if n == 2:  # binary: F1 of class 1, ROC-AUC and PR-AUC (average precision) of its probability
+            metrics["f1"] = PositiveClass(tm.classification.BinaryF1Score())
+            metrics["roc_auc"] = PositiveClass(tm.classification.BinaryAUROC())
+            metrics["pr_auc"] = PositiveClass(tm.classification.BinaryAveragePrecision())
+        return tm.MetricCollection(metrics)
 
     def predict(self, logits: Tensor) -> Tensor:
         return logits.softmax(-1)

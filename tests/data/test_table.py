@@ -23,10 +23,11 @@ def frame(n: int = 40) -> pd.DataFrame:
 
 
 def test_column_types_in_both_forms(tmp_path: Path) -> None:
-    kinds, label = read_column_types({"text_cols": ["t"], "cat_cols": ["c"], "num_cols": ["n"], "label_col": "y", "label_list": [0, 1]})
-    assert kinds == {"t": "text", "c": "categorical", "n": "numerical"} and label == "y"
+    kinds, label, complete = read_column_types({"text_cols": ["t"], "cat_cols": ["c"], "num_cols": ["n"], "label_col": "y",
+                                                "label_list": [0, 1]})
+    assert kinds == {"t": "text", "c": "categorical", "n": "numerical"} and label == "y" and complete
     (tmp_path / "ci.json").write_text(json.dumps({"t": "text"}))
-    assert read_column_types(tmp_path / "ci.json") == ({"t": "text"}, None)
+    assert read_column_types(tmp_path / "ci.json") == ({"t": "text"}, None, False)
     with pytest.raises(ConfigError, match="each kind must be one of"):
         read_column_types({"t": "words"})
     with pytest.raises(ConfigError, match="unknown key"):
@@ -56,6 +57,15 @@ def test_preprocessing_indices_standardisation_and_missing_values() -> None:
     assert y.tolist() == [1, 0, 0] and has.tolist() == [True, True, False]
     again = TablePreprocessor.from_json(pre.to_json())
     assert torch.equal(again.transform(new, "/unused")[0]["categorical"], inputs["categorical"])
+
+
+def test_the_toolkit_form_lists_every_column_used_and_ignore_drops_one() -> None:
+    df = frame().assign(weight=1.0)
+    pre = TablePreprocessor.fit(df, "", {"cat_cols": ["colour"], "num_cols": ["size"], "label_col": "label"})
+    assert pre.kinds == {"colour": "categorical", "size": "numerical"} and sorted(pre.ignored) == ["row", "weight"]
+    pre = TablePreprocessor.fit(df, "label", {"size": "ignore"})
+    assert pre.kinds == {"colour": "categorical", "weight": "numerical"} and "size" in pre.ignored
+    pre.transform(df.drop(columns="size"), "/unused")  # an ignored column is not needed at predict time
 
 
 def test_task_inference() -> None:

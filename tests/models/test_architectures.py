@@ -237,3 +237,20 @@ def test_architectures_name_a_missing_modality(build) -> None:
     x.pop("v")
     with pytest.raises(BatchError, match="missing \\['v'\\]"):
         build()(x)
+
+
+def test_mult_reads_vectors_as_length_one_sequences_when_asked() -> None:
+    import torch
+
+    from mmrefine.core.errors import ConfigError
+    from mmrefine.models.mult import MulT
+
+    shapes = {"text": (6,), "audio": (5,)}
+    with pytest.raises(ConfigError, match="at least two sequence modalities"):
+        MulT(shapes, 2, d=8, heads=2, layers=1)
+    torch.manual_seed(0)
+    lifted = MulT(shapes, 2, d=8, heads=2, layers=1, vectors_as_sequences=True).eval()
+    seq = MulT({"text": (1, 6), "audio": (1, 5)}, 2, d=8, heads=2, layers=1).eval()
+    seq.load_state_dict(lifted.state_dict())
+    x = {"text": torch.randn(3, 6), "audio": torch.randn(3, 5)}
+    assert torch.equal(lifted(x).logits, seq({m: v[:, None] for m, v in x.items()}).logits)
