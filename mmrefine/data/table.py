@@ -455,29 +455,28 @@ class TableDataModule(MultimodalDataModule):
         if not has.all():
             log.info("%d of %d training rows have no label in '%s': left out of supervised training%s", (~has).sum(), len(has),
                      pre.label, "" if self.joint_unlabelled else " (they feed the Refiner's pretraining or joint mode)")
-        val = f["val"]
-        if val is None:
-            labelled = np.flatnonzero(has)
-            y = train[pre.label].to_numpy()[labelled]
+        cache = self.cache_dir or default_cache_dir()
+        full, has_all = pre.dataset(train, cache)  # one pass (one text-feature call per column) over the whole file
+        if not has_all.any():
+            raise DataError(f"no training row has a label in '{pre.label}'")
+        if f["val"] is None:
+            labelled = np.flatnonzero(has_all)
             if pre.task == "regression":
                 rng = np.random.default_rng(self.split_seed)
-                held = rng.permutation(labelled)[: max(1, int(round(self.val_fraction * len(labelled))))]
+                held = np.sort(rng.permutation(labelled)[: max(1, int(round(self.val_fraction * len(labelled))))])
             else:
-                keys = np.array([str(_plain(v)) for v in y])
+                keys = np.array([str(_plain(v)) for v in train[pre.label].to_numpy()[labelled]])
                 held = labelled[stratified_fraction(keys, self.val_fraction, self.split_seed)]
             keep = np.setdiff1d(np.arange(len(train)), held)
-            val, train = train.iloc[held], train.iloc[keep]
-        cache = self.cache_dir or default_cache_dir()
-        tr, self._has_label = pre.dataset(train, cache)
-        if self._has_label.sum() == 0:
-            raise DataError(f"no training row has a label in '{pre.label}'")
-        va, vhas = pre.dataset(val, cache)
-        if not vhas.all():
+            tr, va, self._has_label = full.subset(keep), full.subset(held), has_all[keep]
+        else:
+            tr, self._has_label = full, has_all
+            va, vhas = pre.dataset(f["val"], cache)
             va = va.subset(np.flatnonzero(vhas))
         te = va
         if f["test"] is not None:
             te, thas = pre.dataset(f["test"], cache)
-            if not thas.all():
+            if pre.label in f["test"].columns and not thas.all():  # scored rows need a label; a table without one is kept whole
                 te = te.subset(np.flatnonzero(thas))
         return {"train": tr, "val": va, "test": te}
 
