@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--seeds", type=int, nargs="+")
     p.add_argument("--epochs", type=int)
+    p.add_argument("--jobs", type=int, default=1, help="runs at once, in separate processes sharing the CPU threads (default 1)")
     return parser
 
 
@@ -221,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mmrefine.experiments.sweep import load_sweep, run_sweep, summarize
 
             sweep = load_sweep(args.config)
-            records = run_sweep(args.config, args.out, args.seeds, args.epochs)
+            records = run_sweep(args.config, args.out, args.seeds, args.epochs, jobs=args.jobs)
             print(f"{'variant':<24} {sweep.metric:>18} {'n':>3} {'p vs ' + str(sweep.baseline):>14}")
             for c in summarize(records, sweep.metric, sweep.baseline):
                 print(f"{c.name:<24} {c.mean:>10.4f} ± {c.std:.4f} {c.n:>3} {c.p_value:>14.4f}")

@@ -71,7 +71,26 @@ def run_demo(
         _plot(records, list(sweep.variants), views, out / "missing_views.png", metric)
     _report(out / "report.md", sweep, wanted, views, rows, total, len(records))
     console.print(f"report: {out / 'report.md'}")
+    verdicts = study_verdicts(Path(config).resolve().parents[1] / "docs" / "reproduction.md")
+    if verdicts:
+        console.print("\n[bold]The papers' claims re-tested on real data, 5 seeds each (docs/reproduction.md):[/bold]")
+        for number, claim, verdict in verdicts:
+            console.print(f"  {number}. {claim}: [bold]{verdict}[/bold]")
     return records
+
+
+def study_verdicts(path: Path) -> list[tuple[str, str, str]]:
+    """``(number, claim, verdict)`` rows of the verdict table in ``docs/reproduction.md``
+    (empty when the file is not there, e.g. in an installed package)."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 7 and cells[0].isdigit():
+            claim = cells[1].split(" (")[0]
+            rows.append((cells[0], claim, cells[6].replace("**", "")))
+    return rows
 
 
 def _plot(records: list[dict[str, Any]], variants: list[str], views: list[str], path: Path, metric: str) -> None:

@@ -111,51 +111,103 @@ def run_sweep(
     seeds: list[int] | None = None,
     epochs: int | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
-    """Run every missing (variant, seed) of the sweep at ``path``; return all records."""
-    from mmrefine.training.engine import fit
+    """Run every missing (variant, seed) of the sweep at ``path``; return all records.
 
+    ``jobs > 1`` runs that many runs at once in separate processes, the CPU
+    threads divided between them (``cpu_count // jobs`` each); this process
+    alone appends to ``runs.jsonl``, in order of completion, so resuming works
+    exactly as with one job. A worker whose parent dies exits at once, so a
+    killed sweep leaves no run holding its run directory's lock."""
     path = Path(path)
     sweep = load_sweep(path)
     seeds = seeds if seeds is not None else sweep.seeds
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     done = {(r["variant"], r["seed"]) for r in read_records(out)}
-    for name, overrides in sweep.variants.items():
-        for seed in seeds:
-            if (name, seed) in done:
-                continue
-            t0 = time.perf_counter()
-            run_dir = out / "runs" / name.replace("+", "_") / f"seed{seed}"
-            data = deep_merge(overrides, {"seed": seed, "run_dir": str(run_dir)})
-            if epochs is not None:
-                data = deep_merge(data, {"trainer": {"max_epochs": epochs}})
-            cfg = load_config(path.parent / sweep.experiment, data=data)
-            cfg.trainer.progress_bar = False
-            res = fit(cfg, resume=True)  # an unstarted run starts fresh, a finished one is only loaded
-            task = res.module.task
-            record: dict[str, Any] = {"variant": name, "seed": seed, "run_dir": str(run_dir), "test": res.test, "val": res.val,
-                                      "directions": {k: task.metric_mode(k) for k in (*res.test, *res.val)}}
-            mods = res.datamodule.modalities
-            if sweep.missing:
-                miss = missing_modality_metrics(res.trainer, res.module, res.datamodule, [[m] for m in mods])
-                record["missing"] = {k[1:]: v for k, v in miss.items()}
-            if sweep.subsets:
-                kept = [s for s in nonempty_subsets(mods) if len(s) < len(mods)]
-                drops = [[m for m in mods if m not in s] for s in kept]
-                res_sub = missing_modality_metrics(res.trainer, res.module, res.datamodule, drops)
-                record["subsets"] = {"+".join(s): res_sub["-" + "+".join(d)] for s, d in zip(kept, drops)}
-            if sweep.noise is not None:
-                record["noise"] = noise_sweep(res, mods, sweep.noise)
-            if sweep.retrieval:
-                record["retrieval"] = retrieval(res, sweep.retrieval)  # type: ignore[arg-type]
-            if sweep.probes:
-                record["probes"] = step_probes(res)
-            record["seconds"] = time.perf_counter() - t0
-            _append(out, record)
-            if on_record is not None:
-                on_record(record)
+    todo = [(name, seed) for name in sweep.variants for seed in seeds if (name, seed) not in done]
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+
+    def keep(record: dict[str, Any]) -> None:
+        _append(out, record)
+        if on_record is not None:
+            on_record(record)
+
+    if jobs == 1 or len(todo) <= 1:
+        for name, seed in todo:
+            keep(run_one(path, out, name, seed, epochs))
+        return read_records(out)
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                             initargs=(threads, os.getpid())) as pool:
+        pending = {pool.submit(run_one, path, out, name, seed, epochs) for name, seed in todo}
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    keep(f.result())
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
     return read_records(out)
+
+
+def _worker_init(threads: int, parent: int) -> None:
+    """Thread budget of a sweep worker, and a watchdog that ends it when its parent is gone."""
+    import threading
+
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def run_one(path: Path, out: Path, name: str, seed: int, epochs: int | None) -> dict[str, Any]:
+    """Fit one (variant, seed) of a sweep (resuming its run directory) and evaluate it; return its record."""
+    from mmrefine.training.engine import fit
+
+    sweep = load_sweep(path)
+    t0 = time.perf_counter()
+    run_dir = out / "runs" / name.replace("+", "_") / f"seed{seed}"
+    data = deep_merge(sweep.variants[name], {"seed": seed, "run_dir": str(run_dir)})
+    if epochs is not None:
+        data = deep_merge(data, {"trainer": {"max_epochs": epochs}})
+    cfg = load_config(path.parent / sweep.experiment, data=data)
+    cfg.trainer.progress_bar = False
+    res = fit(cfg, resume=True)  # an unstarted run starts fresh, a finished one is only loaded
+    task = res.module.task
+    record: dict[str, Any] = {"variant": name, "seed": seed, "run_dir": str(run_dir), "test": res.test, "val": res.val,
+                              "directions": {k: task.metric_mode(k) for k in (*res.test, *res.val)}}
+    mods = res.datamodule.modalities
+    if sweep.missing:
+        miss = missing_modality_metrics(res.trainer, res.module, res.datamodule, [[m] for m in mods])
+        record["missing"] = {k[1:]: v for k, v in miss.items()}
+    if sweep.subsets:
+        kept = [s for s in nonempty_subsets(mods) if len(s) < len(mods)]
+        drops = [[m for m in mods if m not in s] for s in kept]
+        res_sub = missing_modality_metrics(res.trainer, res.module, res.datamodule, drops)
+        record["subsets"] = {"+".join(s): res_sub["-" + "+".join(d)] for s, d in zip(kept, drops)}
+    if sweep.noise is not None:
+        record["noise"] = noise_sweep(res, mods, sweep.noise)
+    if sweep.retrieval:
+        record["retrieval"] = retrieval(res, sweep.retrieval)  # type: ignore[arg-type]
+    if sweep.probes:
+        record["probes"] = step_probes(res)
+    record["seconds"] = time.perf_counter() - t0
+    return record
 
 
 def missing_modality_metrics(

@@ -138,3 +138,20 @@ def test_a_pickle_payload_never_runs_through_any_verb(tmp_path: Path, capsys) ->
     (run / "metrics.json").write_text(json.dumps({**metrics, "best_checkpoint": str(evil)}))
     assert main(["report", str(run)]) == 2
     assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_parallel_sweep_killed_resumes_without_duplicates_or_losses(tmp_path: Path) -> None:
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump({**EXPERIMENT, "trainer": {**EXPERIMENT["trainer"], "max_epochs": 3}}))
+    (tmp_path / "sweep.yaml").write_text("experiment: exp.yaml\nseeds: [0, 1]\nmissing: false\n"
+                                         "variants: {gmu: {}, concat: {model: {fusion: {name: concat}}}}\n")
+    out = tmp_path / "out"
+    records = out / "runs.jsonl"
+    p = cli("sweep", "-c", str(tmp_path / "sweep.yaml"), "--out", str(out), "--jobs", "2")
+    kill_when(p, lambda: records.is_file() and len(records.read_text().splitlines()) >= 1, timeout=240)
+    time.sleep(1.5)  # the orphaned workers notice their parent is gone and exit, releasing their run locks
+    finish(cli("sweep", "-c", str(tmp_path / "sweep.yaml"), "--out", str(out), "--jobs", "2"))
+    got = [(r["variant"], r["seed"]) for r in map(json.loads, records.read_text().splitlines())]
+    assert sorted(got) == [("concat", 0), ("concat", 1), ("gmu", 0), ("gmu", 1)]  # each once: none lost, none twice
+    for variant, seed in got:
+        assert (out / "runs" / variant / f"seed{seed}" / "metrics.json").is_file()
