@@ -30,6 +30,15 @@ def architecture(name: str, **over) -> torch.nn.Module:
     return ARCHITECTURES.build(spec, provided={"input_shapes": MOSEI, "out_dim": 1})
 
 
+MOSI = {"text": (100,), "audio": (73,), "video": (100,)}
+AVMNIST = {"image": (1, 28, 28), "audio": (1, 112, 112)}
+
+
+def mmae(config: str, shapes: dict, out_dim: int) -> torch.nn.Module:
+    spec = read_yaml(CONFIGS.parent / f"{config}.yaml")["model"]["architecture"]
+    return ARCHITECTURES.build(spec, provided={"input_shapes": shapes, "out_dim": out_dim})
+
+
 def main() -> None:
     rows = [
         ("MulT (configs/models/mult_paper.yaml)", count(architecture("mult")), "1,071,211 (Guo et al., Table 7)"),
@@ -37,6 +46,8 @@ def main() -> None:
         ("UCRN (configs/models/ucrn_paper.yaml, cross_mode concat)", count(architecture("ucrn")), "422,401 trimodal, 211,681 bimodal (Guo et al., Table 7)"),
         ("UCRN, cross_layers 1", count(architecture("ucrn", cross_layers=1)), "-"),
         ("UCRN, cross_mode tokens", count(architecture("ucrn", cross_mode="tokens")), "-"),
+        ("MMAE (configs/mmae_mosi.yaml; MOSI text 100, audio 73, video 100; 2 classes)", count(mmae("mmae_mosi", MOSI, 2)), "-"),
+        ("MMAE (configs/mmae_avmnist.yaml; image 784, audio 12,544; 10 classes)", count(mmae("mmae_avmnist", AVMNIST, 10)), "-"),
     ]
     w = max(len(r[0]) for r in rows)
     print(f"{'model':<{w}} {'parameters':>12}  published")

@@ -61,7 +61,8 @@ class MultimodalModule(L.LightningModule):
             raise ConfigError(f"stage must be one of {STAGES}, got '{stage}'")
         check_model(model, "MultimodalModule")
         if stage == "pretrain" and not isinstance(model, HasAuxiliaryLosses):
-            raise ConfigError("self-supervised pretraining needs a Refiner: set model.refiner (e.g. model.refiner: {})")
+            raise ConfigError("self-supervised pretraining needs a model with self-supervised terms: set model.refiner "
+                              "(e.g. model.refiner: {}), or use an architecture that has them (mmae)")
         self.model = model
         self.task = task
         self.optim = optim or OptimConfig()

@@ -60,7 +60,7 @@ def test_pretraining_changes_encoders_without_labels(tmp_path: Path) -> None:
 
 
 def test_pretraining_needs_a_refiner(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="needs a Refiner"):
+    with pytest.raises(ConfigError, match="needs a model with self-supervised terms"):
         fit(tiny_config(tmp_path, pretrain={"epochs": 1}))
 
 
