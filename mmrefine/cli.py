@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--monitor", help="validation metric for the checkpoint and early stopping, e.g. val/f1_macro")
     t.add_argument("--class-weight", choices=["balanced"], help="weigh the loss by inverse class frequency")
     t.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("distill", help="train a config's model as the student of a finished run (modality-specific distillation)")
+    _common(p)
+    p.add_argument("--teacher", required=True, help="run directory of the trained teacher")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in the same run directory")
     for name in ("validate", "test"):
         p = sub.add_parser(name, help=f"metrics of a checkpoint on the {'validation' if name == 'validate' else 'test'} split")
         _common(p)
@@ -228,6 +232,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{c.name:<24} {c.mean:>10.4f} ± {c.std:.4f} {c.n:>3} {c.p_value:>14.4f}")
             print(f"records: {args.out}/runs.jsonl")
             return 0
+        if args.command == "distill":  # a fit whose model is the student of --teacher (weighting from the config)
+            args.overrides = [*args.overrides, f"model.distill.teacher={json.dumps(str(args.teacher))}"]
+            args.command, args.resume = "fit", False
         cfg = _load(args)
         from mmrefine.training import engine
 

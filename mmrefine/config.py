@@ -40,6 +40,9 @@ class ModelConfig:
     ``{loss: {name, margin}, gamma, decoder: {hidden}, projection: {dim, learn},
     detach_targets, ms: {weight, alpha, beta, base, epsilon}}``) wraps the
     result in a Refiner; ``null`` (the default) trains without one.
+    ``distill`` (``{teacher: RUN_DIR, weighting, temperature, lam, weights, single}``,
+    :class:`~mmrefine.refine.ModalityDistiller`) trains the model as the student of the
+    model a finished run directory holds.
     ``encoders.<modality>: null`` removes an entry a base file set (for a run on
     fewer modalities: ``--set model.encoders.image=null``)."""
 
@@ -51,6 +54,7 @@ class ModelConfig:
     progressive: Union[dict, None] = None
     architecture: Union[dict, None] = None
     refiner: Union[dict, None] = None
+    distill: Union[dict, None] = None
 
     def __post_init__(self) -> None:
         self.encoders = {m: spec for m, spec in self.encoders.items() if spec is not None}

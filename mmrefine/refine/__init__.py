@@ -1,6 +1,7 @@
-"""Model-agnostic wrappers that refine fused representations."""
+"""Model-agnostic wrappers that refine fused representations, and modality-specific distillation."""
 
+from mmrefine.refine.distill import ModalityDistiller
 from mmrefine.refine.progressive import ProgressiveFusion
 from mmrefine.refine.refiner import Refiner
 
-__all__ = ["ProgressiveFusion", "Refiner"]
+__all__ = ["ModalityDistiller", "ProgressiveFusion", "Refiner"]

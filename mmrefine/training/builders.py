@@ -23,6 +23,7 @@ from mmrefine.encoders.registry import ENCODERS
 from mmrefine.fusion.base import FUSIONS
 from mmrefine.models.fusion_model import FusionModel, MLPHead
 from mmrefine.models.registry import ARCHITECTURES
+from mmrefine.refine.distill import ModalityDistiller
 from mmrefine.refine.progressive import ProgressiveFusion
 from mmrefine.refine.refiner import Refiner
 from mmrefine.training.tasks import TASKS, Task
@@ -123,4 +124,35 @@ def build_model(cfg: ExperimentConfig, schema: BatchSchema, task: Task) -> nn.Mo
         model = build_checked(Refiner, spec, "model.refiner", {"model": model})
         if model.ms_weight > 0 and not task.supports_metric_loss:
             raise ConfigError("model.refiner.ms needs class labels; this task has none")
+    if cfg.model.distill is not None:
+        spec = dict(cfg.model.distill)
+        if "teacher" not in spec:
+            raise ConfigError("model.distill: missing key 'teacher' (a finished run directory)")
+        teacher = load_teacher(spec.pop("teacher"), schema, task)
+        model = build_checked(ModalityDistiller, spec, "model.distill", {"model": model, "teacher": teacher})
     return model
+
+
+def load_teacher(run_dir: str, schema: BatchSchema, task: Task) -> nn.Module:
+    """The inference model of the finished run in ``run_dir`` (its ``config.yaml`` and
+    ``model.safetensors``), built for this data's modalities."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from mmrefine.config import load_config
+    from mmrefine.core.protocols import inference_model
+    from mmrefine.training.module import check_architecture
+
+    d = Path(run_dir)
+    for f in ("config.yaml", "model.safetensors"):
+        if not (d / f).is_file():
+            raise ConfigError(f"model.distill.teacher: {d} holds no finished run ({f} missing)")
+    cfg = load_config(d / "config.yaml")
+    if cfg.model.distill is not None:
+        raise ConfigError(f"model.distill.teacher: {d} was itself trained by distillation; use its teacher or another run")
+    model = inference_model(build_model(cfg, schema, task))
+    state = load_file(str(d / "model.safetensors"))
+    check_architecture({k: list(v.shape) for k, v in state.items()}, model)
+    model.load_state_dict(state)
+    return model.eval()
