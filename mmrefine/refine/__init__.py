@@ -2,6 +2,7 @@
 
 from mmrefine.refine.distill import ModalityDistiller
 from mmrefine.refine.progressive import ProgressiveFusion
+from mmrefine.refine.progressive_any import InputProgressiveFusion
 from mmrefine.refine.refiner import Refiner
 
-__all__ = ["ModalityDistiller", "ProgressiveFusion", "Refiner"]
+__all__ = ["InputProgressiveFusion", "ModalityDistiller", "ProgressiveFusion", "Refiner"]

@@ -25,6 +25,7 @@ from mmrefine.models.fusion_model import FusionModel, MLPHead
 from mmrefine.models.registry import ARCHITECTURES
 from mmrefine.refine.distill import ModalityDistiller
 from mmrefine.refine.progressive import ProgressiveFusion
+from mmrefine.refine.progressive_any import InputProgressiveFusion
 from mmrefine.refine.refiner import Refiner
 from mmrefine.training.tasks import TASKS, Task
 
@@ -111,14 +112,13 @@ def build_model(cfg: ExperimentConfig, schema: BatchSchema, task: Task) -> nn.Mo
     shapes = {m: spec.shape for m, spec in schema.modalities.items()}
     model: nn.Module
     if cfg.model.architecture is not None:
-        if prog is not None:
-            raise ConfigError("model.progressive wraps encoders + fusion; it cannot wrap model.architecture")
         model = ARCHITECTURES.build(cfg.model.architecture, "model.architecture", {"input_shapes": shapes, "out_dim": task.out_dim})
     else:
         extra = int(prog.get("concat_dim", 16)) if prog and prog.get("mode") == "concat" else 0
         model = build_base_model(cfg, schema, task.out_dim, extra)
-    if prog is not None:
-        model = build_checked(ProgressiveFusion, prog, "model.progressive", {"model": model, "input_shapes": shapes})
+    if prog is not None:  # encoders + fusion: injection inside the encoders; an architecture: at its inputs
+        kind = ProgressiveFusion if cfg.model.architecture is None else InputProgressiveFusion
+        model = build_checked(kind, prog, "model.progressive", {"model": model, "input_shapes": shapes})
     spec = cfg.model.refiner
     if spec is not None:
         model = build_checked(Refiner, spec, "model.refiner", {"model": model})

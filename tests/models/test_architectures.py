@@ -199,14 +199,41 @@ def test_architecture_inside_refiner_fits_from_config(tmp_path, arch) -> None:
         assert "val/mjs" in res.val  # the inner model's regulariser survives the Refiner
 
 
-def test_progressive_cannot_wrap_an_architecture(tmp_path) -> None:
-    from mmrefine.training.builders import build_datamodule, build_model, build_task
+ARCHS = {
+    "ucrn": lambda: UCRN(SEQ, 3, d=6, heads=2, layers=1, cross_layers=1, sq_reduction=2),
+    "mult": lambda: MulT(SEQ, 3, d=6, heads=2, layers=1),
+    "early_fusion": lambda: EarlyFusionTransformer(SEQ, 3, d=8, heads=2, layers=2),
+}
+
+
+@pytest.mark.parametrize("name", list(ARCHS))
+def test_progressive_fusion_around_an_architecture_keeps_step_one_the_architecture_after_training(name) -> None:
+    from mmrefine.refine import InputProgressiveFusion
+
+    torch.manual_seed(0)
+    pf = InputProgressiveFusion(ARCHS[name](), SEQ, steps=3)
+    x, y = seq_inputs(), torch.tensor([0, 1, 2, 0])
+    train_steps(pf, x, y)  # every parameter (the back-projections too) gets a gradient
+    pf.eval()
+    out = pf(x)
+    assert len(out.steps) == 3 and len(out.fusion.step_features) == 3
+    assert torch.equal(out.steps[0], pf.model(x).fused)  # c_0 = 0 and W(0) = 0: step 1 is the trained architecture
+    assert not torch.equal(out.steps[2], out.steps[0])  # later steps see the back-projected context
+    for w in pf.backprojections.values():
+        torch.nn.init.zeros_(w[-1].weight)
+    assert torch.equal(pf(x).logits, pf.model(x).logits)  # zero back-projection: exactly the wrapped architecture
+
+
+def test_progressive_fusion_wraps_an_architecture_inside_a_refiner_from_config(tmp_path) -> None:
+    from mmrefine.training.engine import fit
     from tests.conftest import tiny_config
 
-    cfg = tiny_config(tmp_path, model={"architecture": {"name": "ucrn"}, "progressive": {"steps": 2}})
-    dm = build_datamodule(cfg)
-    with pytest.raises(ConfigError, match="cannot wrap model.architecture"):
-        build_model(cfg, dm.schema, build_task(cfg, dm))
+    cfg = tiny_config(tmp_path, model={"architecture": {"name": "ucrn", "d": 8, "heads": 2, "layers": 1, "cross_layers": 1},
+                                       "progressive": {"steps": 2}, "refiner": {"gamma": 0.1}})
+    res = fit(cfg)
+    wrapped = res.module.model
+    assert type(wrapped).__name__ == "Refiner" and type(wrapped.model).__name__ == "InputProgressiveFusion"
+    assert "val/mjs" in res.val and "val/refiner_fou" in res.val and res.test["test/acc"] > 0.5
 
 
 def test_paper_configs_load_and_build() -> None:
@@ -254,3 +281,11 @@ def test_mult_reads_vectors_as_length_one_sequences_when_asked() -> None:
     seq.load_state_dict(lifted.state_dict())
     x = {"text": torch.randn(3, 6), "audio": torch.randn(3, 5)}
     assert torch.equal(lifted(x).logits, seq({m: v[:, None] for m, v in x.items()}).logits)
+
+
+def test_progressive_fusion_iterative_ablation_around_an_architecture() -> None:
+    from mmrefine.refine import InputProgressiveFusion
+
+    pf = InputProgressiveFusion(ARCHS["mult"](), SEQ, steps=2, iterative=True, backprojection="mlp", hidden=8)
+    assert pf.backprojections["l"][0].in_features == pf.model.feature_dims["l"]  # each modality's own previous feature
+    train_steps(pf, seq_inputs(), torch.tensor([0, 1, 2, 0]), steps=2)
