@@ -69,6 +69,24 @@ def corrupt(ds: TensorMultimodalDataset, modality: str, kind: str, level: float,
     return TensorMultimodalDataset(inputs, ds.labels, ds.mask)
 
 
+def shuffle_modality(ds: TensorMultimodalDataset, modality: str, seed: int = 0) -> TensorMultimodalDataset:
+    """A copy of ``ds`` where every sample's ``modality`` (input and presence)
+    comes from another sample of the same split, drawn by a seeded permutation
+    without fixed points: the modality becomes irrelevant to the label while its
+    distribution is unchanged (the Refiner paper's, Sankaran et al., A.5)."""
+    if modality not in ds.inputs:
+        raise ConfigError(f"cannot shuffle unknown modality '{modality}' (have {ds.modalities})")
+    n = len(ds)
+    if n < 2:
+        raise ConfigError("shuffling a modality needs at least two samples")
+    sigma = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    perm = torch.empty(n, dtype=torch.long)
+    perm[sigma] = sigma.roll(-1)  # sample sigma_i takes sigma_{i+1}'s modality: one random cycle, no fixed point
+    inputs, mask = dict(ds.inputs), dict(ds.mask)
+    inputs[modality], mask[modality] = ds.inputs[modality][perm], ds.mask[modality][perm]
+    return TensorMultimodalDataset(inputs, ds.labels, mask)
+
+
 def relative_robustness(levels: Sequence[float], model: Sequence[float], baseline: Sequence[float], higher_is_better: bool = True) -> float:
     """``tau`` (see module docstring) over an equally spaced grid of ``levels``."""
     lv = np.asarray(levels, dtype=float)

@@ -168,6 +168,19 @@ def sweep_report(d: Path, baseline: str | None = None, metric: str | None = None
         lines += ["Relative robustness (area between curves against the baseline, per unit noise; "
                   "positive = more robust; scaled to [0, 1] across variants):", ""]
         lines += _table(["noisy modality", "variant", "tau", "scaled"], rob_rows)
+    if all("shuffled" in r for r in records):
+        kinds = list(records[0]["shuffled"])
+        short = metric.split("/", 1)[-1]
+        lines += ["", "## An irrelevant modality (each modality in turn taken from another test sample)", "",
+                  f"`{short}` and the summed refiner loss (`refiner_*` terms, where the model has them) on the test split, "
+                  "as it is (`none`) and with one modality shuffled across samples; mean ± std over seeds.", ""]
+        rows = []
+        for v, rs in by.items():
+            has_refiner = any(k.startswith("refiner_") for k in rs[0]["shuffled"][kinds[0]])
+            rows.append([v, *[_fmt([r["shuffled"][k][short] for r in rs]) for k in kinds],
+                         *([_fmt([sum(x for kk, x in r["shuffled"][k].items() if kk.startswith("refiner_")) for r in rs])
+                            for k in kinds] if has_refiner else ["-"] * len(kinds))])
+        lines += _table(["variant", *[f"{short}: {k}" for k in kinds], *[f"refiner loss: {k}" for k in kinds]], rows)
     if all("probes" in r for r in records):
         lines += ["", "## Linear probes of the unimodal features per unrolled step", "",
                   "Test accuracy of a logistic-regression probe fit on the training split's features of each modality "

@@ -13,6 +13,8 @@ A sweep file (YAML, checked like every config)::
                                   # optional unimodal-query retrieval: bank = training fused
                                   # embeddings, queries = test unimodal features computed with
                                   # the other modalities absent (a bare list sets ks)
+    shuffled: true                # optional: each modality in turn taken from another test sample
+                                  # (irrelevant to the label); loss terms and metrics on the test split
     probes: true                  # optional linear probes of each modality's features at
                                   # every unrolled step (training -> test; Progressive Fusion)
     variants:
@@ -71,6 +73,7 @@ class SweepConfig:
     noise: NoiseConfig | None = None
     retrieval: RetrievalConfig | list[int] | None = None  # a bare list of k: RetrievalConfig(ks=...)
     probes: bool = False  # linear probes of every modality's features at every unrolled step
+    shuffled: bool = False  # loss terms and metrics with each modality shuffled across test samples
 
 
 def load_sweep(path: str | Path) -> SweepConfig:
@@ -206,6 +209,8 @@ def run_one(path: Path, out: Path, name: str, seed: int, epochs: int | None) -> 
         record["retrieval"] = retrieval(res, sweep.retrieval)  # type: ignore[arg-type]
     if sweep.probes:
         record["probes"] = step_probes(res)
+    if sweep.shuffled:
+        record["shuffled"] = shuffled_terms(res, mods)
     record["seconds"] = time.perf_counter() - t0
     return record
 
@@ -260,6 +265,21 @@ def retrieval(res: Any, spec: RetrievalConfig) -> dict[str, dict[str, Any]]:
             offset = model.fused_slots[m][0]
         scores = topk_retrieval(bank.fused, bank.labels, queries, labels, spec.ks, projection, spec.hit, offset)
         out[m] = {**{str(k): v for k, v in scores.items()}, "query": how}
+    return out
+
+
+def shuffled_terms(res: Any, modalities: list[str], seed: int = 0) -> dict[str, dict[str, float]]:
+    """``{"none" | modality: {term: value}}``: every loss term (``loss``, ``task``,
+    ``refiner_<m>``, ...) and metric of the test split as it is, and with each
+    modality in turn taken from another test sample (:func:`shuffle_modality`);
+    keys drop the ``val/`` prefix Lightning's validation loop gives them."""
+    from mmrefine.evaluation.robustness import shuffle_modality
+
+    dm, out = res.datamodule, {}
+    for name in ["none", *modalities]:
+        ds = dm.splits["test"] if name == "none" else shuffle_modality(dm.splits["test"], name, seed)
+        r = res.trainer.validate(res.module, dataloaders=dm.loader(ds), verbose=False)[0]
+        out[name] = {k.split("/", 1)[-1]: float(v) for k, v in r.items()}
     return out
 
 

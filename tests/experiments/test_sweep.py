@@ -155,3 +155,34 @@ def test_probes_per_unrolled_step_are_recorded_and_reported(tmp_path: Path) -> N
     rows = [line.split(" | ") for line in lines[head + 2: head + 6]]
     assert [r[0].strip("| ") for r in rows] == ["concat", "concat", "profusion", "profusion"]
     assert rows[0][3] == "-" and rows[0][4] == "-" and rows[2][4] != "-"  # a plain model has one step
+
+
+def test_shuffled_modality_terms_are_recorded_and_reported(tmp_path: Path) -> None:
+    sweep = {
+        "experiment": str(REPO / "configs" / "mfeat.yaml"),
+        "seeds": [0],
+        "missing": False,
+        "shuffled": True,
+        "variants": {"refiner": {**SMALL, "model": {**SMALL["model"], "refiner": {"gamma": 0.1}}}},
+    }
+    path, out = tmp_path / "sweep.yaml", tmp_path / "out"
+    path.write_text(yaml.safe_dump(sweep))
+    r = run_sweep(path, out, epochs=2)[0]["shuffled"]
+    assert set(r) == {"none", "fou", "kar"}
+    assert r["none"]["acc"] == pytest.approx(run_sweep(path, out)[0]["test"]["test/acc"])  # 'none' is the plain test split
+    assert r["fou"]["refiner_fou"] != r["none"]["refiner_fou"] and r["fou"]["acc"] < r["none"]["acc"]
+    assert main(["report", str(out), "--metric", "test/acc"]) == 0
+    assert "refiner loss: kar" in (out / "report.md").read_text()
+
+
+def test_shuffle_modality_moves_every_sample_and_keeps_the_rest() -> None:
+    import torch
+
+    from mmrefine.data.dataset import TensorMultimodalDataset
+    from mmrefine.evaluation.robustness import shuffle_modality
+
+    ds = TensorMultimodalDataset({"a": torch.arange(50.0)[:, None], "b": torch.arange(50.0)[:, None]}, torch.arange(50))
+    s = shuffle_modality(ds, "a", seed=3)
+    moved = s.inputs["a"].flatten()
+    assert torch.all(moved != torch.arange(50.0)) and sorted(moved.tolist()) == list(range(50))
+    assert torch.equal(s.inputs["b"], ds.inputs["b"]) and torch.equal(s.labels, ds.labels)
