@@ -96,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="recipe setting, e.g. snr_db=3 or pca_components=4 (repeatable)")
     d.add_argument("--force", action="store_true", help="rebuild even when a valid cache exists")
+    d = dsub.add_parser("export", help="write the built AV-MNIST in another layout (for running a peer on exactly our data)")
+    d.add_argument("name", choices=["avmnist"])
+    d.add_argument("out", help="folder to write")
+    d.add_argument("--layout", choices=["multibench"], default="multibench",
+                   help="multibench: img_/aud_{train,test}.npy and {train,test}_labels.npy")
+    d.add_argument("--data-root", help="default: ../shared/data or $MMREFINE_DATA")
+    d.add_argument("--cache-dir", help="default: $MMREFINE_CACHE or ~/.cache/mmrefine")
+    d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe setting, as for data build")
     p = sub.add_parser("report", help="write report.md (tables + figures) for a run or sweep directory")
     p.add_argument("directory")
     p.add_argument("--baseline", help="sweep: the variant p-values and robustness compare against")
@@ -209,6 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             if args.data_command == "download":
                 print(dl.download(args.name, args.data_root, args.base_url))
+            elif args.data_command == "export":
+                from mmrefine.data.avmnist_build import export_multibench
+
+                print(json.dumps(export_multibench(args.data_root, args.out, args.cache_dir, args.set), indent=1))
             elif args.data_command == "build":
                 from mmrefine.data.avmnist_build import build_from_cli
 

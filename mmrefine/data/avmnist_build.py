@@ -329,8 +329,8 @@ def build(root: str | Path, recipe: AVMNISTRecipe | None = None, cache_dir: str 
     return folder, {**meta, "reused": False}
 
 
-def build_from_cli(data_root: str | None, cache_dir: str | None, settings: list[str], force: bool = False) -> dict:
-    """``mmrefine data build avmnist``: ``settings`` are ``KEY=VALUE`` recipe fields."""
+def recipe_from_settings(settings: list[str]) -> AVMNISTRecipe:
+    """An :class:`AVMNISTRecipe` from ``KEY=VALUE`` strings (``--set`` on the command line)."""
     import yaml
 
     fields = {f.name: f for f in dataclasses.fields(AVMNISTRecipe)}
@@ -340,6 +340,37 @@ def build_from_cli(data_root: str | None, cache_dir: str | None, settings: list[
         if not sep or key not in fields:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE with KEY one of {sorted(fields)}")
         kwargs[key] = yaml.safe_load(value)
-    folder, meta = build(require_data_root(data_root, "avmnist"), AVMNISTRecipe(**kwargs), cache_dir, force)
+    return AVMNISTRecipe(**kwargs)
+
+
+def build_from_cli(data_root: str | None, cache_dir: str | None, settings: list[str], force: bool = False) -> dict:
+    """``mmrefine data build avmnist``: ``settings`` are ``KEY=VALUE`` recipe fields."""
+    folder, meta = build(require_data_root(data_root, "avmnist"), recipe_from_settings(settings), cache_dir, force)
     return {"folder": str(folder), "reused": meta["reused"], "build_seconds": meta["build_seconds"], "sizes": meta["sizes"],
             "key": meta["key"], "content_sha256": meta["content_sha256"]}
+
+
+def export_multibench(data_root: str | None, out: str | Path, cache_dir: str | None = None, settings: list[str] | None = None) -> dict:
+    """Write the built AV-MNIST in the widely used ``.npy`` layout that MultiBench's
+    loader (and ``avmnist_npy``) reads: ``img_{train,test}.npy`` ``(N, 784)`` float32
+    on the 0-255 scale, ``aud_{train,test}.npy`` ``(N, 112, 112)`` uint8,
+    ``{train,test}_labels.npy`` int64. The training files hold our training rows then
+    our validation rows, so "the last ``val`` training samples" is our validation
+    split; a peer trained on these files sees exactly our data."""
+    folder, meta = build(require_data_root(data_root, "avmnist"), recipe_from_settings(settings or []), cache_dir)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
+    n_train = meta["sizes"]["train"] + meta["sizes"]["val"]
+    parts = {"train": slice(0, n_train), "test": slice(n_train, n_train + meta["sizes"]["test"])}
+    for split, sel in parts.items():
+        files = {f"img_{split}.npy": (np.asarray(arrays["image"][sel], dtype=np.float32) * np.float32(255.0)).reshape(-1, 784),
+                 f"aud_{split}.npy": np.asarray(arrays["audio"][sel], dtype=np.uint8).reshape(-1, 112, 112),
+                 f"{split}_labels.npy": np.asarray(arrays["label"][sel], dtype=np.int64)}
+        for name, arr in files.items():
+            tmp = out / f".{name}.part"
+            with tmp.open("wb") as f:
+                np.save(f, arr)
+            tmp.replace(out / name)
+    return {"folder": str(out), "train": n_train, "val (last training rows)": meta["sizes"]["val"], "test": meta["sizes"]["test"],
+            "source": str(folder)}

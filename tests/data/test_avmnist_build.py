@@ -242,3 +242,20 @@ def test_cli_builds_reuses_and_rejects_unknown_settings(tmp_path: Path, capsys: 
     assert first["sizes"] == {"train": 50, "val": 50, "test": 50}
     assert main([*args, "--set", "colour=pink"]) != 0
     assert "KEY one of" in capsys.readouterr().err
+
+
+@requires_data("mnist")
+def test_export_to_the_multibench_layout_round_trips_through_the_npy_loader(tmp_path: Path, capsys) -> None:
+    from mmrefine.cli import main
+    from mmrefine.data import AVMNISTNpyDataModule
+
+    out = tmp_path / "mb"
+    assert main(["data", "export", "avmnist", str(out), "--layout", "multibench", "--data-root", str(DATA_ROOT),
+                 "--cache-dir", str(tmp_path / "cache"), "--set", "limit=120"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    ours = AVMNISTDataModule(cache_dir=str(tmp_path / "cache"), limit=120, settings=DataSettings(root=str(DATA_ROOT))).splits
+    theirs = AVMNISTNpyDataModule(val_size=info["val (last training rows)"], settings=DataSettings(root=str(out))).splits
+    for split in ("train", "val", "test"):
+        assert torch.allclose(theirs[split].inputs["image"], ours[split].inputs["image"].reshape(len(ours[split]), -1), atol=1e-6)
+        assert torch.equal(theirs[split].inputs["audio"], decode(ours[split].inputs["audio"]).reshape(len(ours[split]), 112, 112))
+        assert torch.equal(theirs[split].labels, ours[split].labels)
