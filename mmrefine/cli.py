@@ -235,10 +235,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(write_report(args.directory, args.baseline, args.metric))
             return 0
         if args.command == "sweep":
-            from mmrefine.experiments.sweep import load_sweep, run_sweep, summarize
+            from mmrefine.experiments.sweep import load_sweep, read_records, run_sweep, summarize
 
             sweep = load_sweep(args.config)
-            records = run_sweep(args.config, args.out, args.seeds, args.epochs, jobs=args.jobs)
+            total = len(sweep.variants) * len(args.seeds or sweep.seeds)
+
+            def note(r: dict) -> None:  # a sign of life per finished run (runs take seconds to minutes)
+                value = r["test"].get(sweep.metric, float("nan"))
+                print(f"[{len(read_records(args.out))}/{total}] {r['variant']} seed {r['seed']}: {sweep.metric} {value:.4f} "
+                      f"({r['seconds']:.0f} s)", file=sys.stderr, flush=True)
+
+            records = run_sweep(args.config, args.out, args.seeds, args.epochs, on_record=note, jobs=args.jobs)
             print(f"{'variant':<24} {sweep.metric:>18} {'n':>3} {'p vs ' + str(sweep.baseline):>14}")
             for c in summarize(records, sweep.metric, sweep.baseline):
                 print(f"{c.name:<24} {c.mean:>10.4f} ± {c.std:.4f} {c.n:>3} {c.p_value:>14.4f}")

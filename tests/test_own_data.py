@@ -43,7 +43,7 @@ def test_route_2_table_config_on_a_slice_of_the_real_table(tmp_path: Path, capsy
     doc_yaml = yaml.safe_load(block_after("`configs/clothing_table.yaml`:", "yaml"))
     assert doc_yaml["data"] == {k: cfg.data[k] for k in doc_yaml["data"]}  # the doc shows the config as committed
     for split in ("train", "test"):
-        pd.read_csv(DATA_ROOT / "clothing_reviews" / f"{split}.csv", nrows=400).to_csv(tmp_path / f"{split}.csv", index=False)
+        pd.read_csv(DATA_ROOT / "clothing_reviews" / f"{split}.csv", nrows=600).to_csv(tmp_path / f"{split}.csv", index=False)
     assert main(["fit", "-c", str(REPO / "configs" / "clothing_table.yaml"), "--run-dir", str(tmp_path / "run"),
                  "--set", f"data.path={tmp_path / 'train.csv'}", "--set", f"data.test_path={tmp_path / 'test.csv'}",
                  "--set", f"data.root={DATA_ROOT}", "--set", "trainer.max_epochs=8", "--set", "trainer.progress_bar=false"]) == 0

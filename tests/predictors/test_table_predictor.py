@@ -39,10 +39,12 @@ def test_fit_predict_evaluate_embed_save_load(tmp_path: Path) -> None:
     assert not list((tmp_path / "saved").glob("*.pkl")) and not list((tmp_path / "saved").glob("*.pt"))
 
 
-def test_unlabelled_rows_pretrain_the_refiner_and_regression_works(tmp_path: Path) -> None:
+def test_unlabelled_rows_pretrain_the_refiner_and_regression_works(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     train = shop()
     train.loc[:199, "label"] = None
-    TablePredictor(label="label", fusion="gmu", refiner=True, pretrain_epochs=2, run_dir=str(tmp_path / "r"), **FAST).fit(train)
+    with caplog.at_level("INFO", logger="mmrefine"):
+        TablePredictor(label="label", fusion="gmu", refiner=True, pretrain_epochs=2, run_dir=str(tmp_path / "r"), **FAST).fit(train)
+    assert "200 of 400 training rows have no label in 'label'" in caplog.text
     assert (tmp_path / "r" / "pretrain" / "model.safetensors").is_file()
     reg = shop().assign(price=lambda d: 3 * d["size"] + (d["colour"] == "red") * 5)
     r = TablePredictor(label="price", fusion="concat", run_dir=str(tmp_path / "g"), **FAST).fit(reg.drop(columns="label"))
