@@ -29,7 +29,7 @@ from mmrefine.data.dataset import TensorMultimodalDataset
 from mmrefine.data.paths import dataset_folder, default_cache_dir
 from mmrefine.data.registry import DATASETS
 from mmrefine.data.settings import DataSettings
-from mmrefine.data.text_features import minilm_embeddings
+from mmrefine.data.text_features import minilm_embeddings, minilm_tokens
 
 log = logging.getLogger("mmrefine")
 
@@ -81,10 +81,12 @@ class MOSIDataModule(MultimodalDataModule):
         modalities: a non-empty subset of ``text``, ``audio``, ``video``.
         val_videos: training videos held out for validation.
         standardize: z-score every modality with training statistics.
-        text_features: ``given`` (the CSV features) or ``minilm`` (sentence embeddings of the transcripts).
+        text_features: ``given`` (the CSV features), ``minilm`` (sentence embeddings of the transcripts)
+            or ``tokens`` (MiniLM token ids of the transcripts, for the ``mmbt`` architecture).
         cache_dir: cache of MiniLM embeddings.
         missing: ``error`` (a missing or non-finite feature is an error naming file, line and
             column) or ``absent`` (that row's modality is marked absent, counted in a warning).
+        max_tokens: transcript length in tokens with ``text_features: tokens``.
         settings: loader settings shared by every dataset (:class:`~mmrefine.data.DataSettings`).
     """
 
@@ -96,6 +98,7 @@ class MOSIDataModule(MultimodalDataModule):
         text_features: str = "given",
         cache_dir: str | None = None,
         missing: str = "error",
+        max_tokens: int = 48,
         settings: DataSettings | None = None,
     ) -> None:
         super().__init__(settings)
@@ -106,10 +109,11 @@ class MOSIDataModule(MultimodalDataModule):
         unknown = [m for m in mods if m not in WIDTHS]
         if unknown or not mods:
             raise ConfigError(f"data.modalities: unknown {unknown}; choose a non-empty subset of {list(WIDTHS)}")
-        if text_features not in ("given", "minilm"):
-            raise ConfigError(f"data.text_features must be 'given' or 'minilm', got '{text_features}'")
-        if text_features == "minilm" and "text" not in mods:
-            raise ConfigError("data.text_features='minilm' needs the text modality in data.modalities")
+        if text_features not in ("given", "minilm", "tokens"):
+            raise ConfigError(f"data.text_features must be 'given', 'minilm' or 'tokens', got '{text_features}'")
+        if text_features != "given" and "text" not in mods:
+            raise ConfigError(f"data.text_features='{text_features}' needs the text modality in data.modalities")
+        self.max_tokens = max_tokens
         self.mods, self.val_videos, self.standardize = mods, val_videos, standardize
         self.text_features, self.cache_dir = text_features, cache_dir
         self.transcripts: dict[str, list[str]] = {}
@@ -145,6 +149,11 @@ class MOSIDataModule(MultimodalDataModule):
             for split in rows:
                 feats[("text", split)] = emb[rows[split]].astype(np.float64)
                 absent[("text", split)] = np.zeros(len(rows[split]), dtype=bool)
+        if self.text_features == "tokens":
+            ids = minilm_tokens(trans[:, 1].astype(str).tolist(), self.max_tokens)
+            for split in rows:
+                feats[("text", split)] = ids[rows[split]].astype(np.float64)
+                absent[("text", split)] = np.zeros(len(rows[split]), dtype=bool)
         n_absent = {k: int(v.sum()) for k, v in absent.items() if v.any()}
         if n_absent:
             log.warning("CMU-MOSI: rows with missing values marked absent (data.missing: absent): %s",
@@ -160,7 +169,8 @@ class MOSIDataModule(MultimodalDataModule):
         stats = {}
         for m in self.mods:
             tr = feats[(m, "train")][~is_val & ~absent[(m, "train")]]  # statistics of present rows only
-            stats[m] = (tr.mean(0), tr.std(0) + 1e-8) if self.standardize else (0.0, 1.0)
+            ids = m == "text" and self.text_features == "tokens"  # token ids are indices: never standardised
+            stats[m] = (tr.mean(0), tr.std(0) + 1e-8) if self.standardize and not ids else (0.0, 1.0)
         out = {}
         for name, (sel, src) in index.items():
             inputs, mask = {}, {}

