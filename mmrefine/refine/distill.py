@@ -19,7 +19,13 @@ The engine adds the task loss with weight 1, so the wrapper returns the term
   the teacher's output changes when only modality m is kept;
 * ``correctness``: ``w_k(i)`` proportional to ``1 / CE(t(x^k_i), y_i)``, normalised
   over k to sum to the number of inputs (the teacher is trusted where it is right);
-* ``meta`` (learned weights by a look-ahead on held-out data) is not implemented.
+* ``meta``: ``w(i) = K softmax_k(g_phi([softmax(t(x^k_i))]_k))``, a small network on
+  the teacher's outputs for every input, learned by a one-step look-ahead: with
+  ``L_in(theta, phi) = CE(s(x), y) + sum_k mean_i w_k(i) KL_k(i)`` and
+  ``theta' = theta - eta grad_theta L_in``, ``phi`` takes an SGD step (``meta_lr``) on
+  the cross-entropy of ``s_theta'`` on a held-out batch (from the validation split,
+  set by the engine with :meth:`set_held_out`); the student then trains with the
+  updated weights (detached). About three times the cost of a plain step.
 
 Logits are read as class scores (softmax), so this is for classification
 tasks. The teacher is held outside the module tree: it is not trained, not
@@ -39,7 +45,7 @@ from mmrefine.core.mask import full_mask
 from mmrefine.core.output import ModelOutput
 from mmrefine.core.protocols import HasAuxiliaryLosses, HasSlots, check_model
 
-WEIGHTINGS = ("population", "importance", "correctness")
+WEIGHTINGS = ("population", "importance", "correctness", "meta")
 
 
 class DistillInternals(NamedTuple):
@@ -62,21 +68,23 @@ class ModalityDistiller(nn.Module):
     Args:
         model: the student, any :class:`~mmrefine.core.MultimodalModel`.
         teacher: a trained model over the same modalities and outputs (kept frozen).
-        weighting: ``population``, ``importance`` or ``correctness``.
+        weighting: ``population``, ``importance``, ``correctness`` or ``meta``.
         temperature: ``tau``.
         lam: ``lambda`` in (0, 1], the weight of the task loss (1: no distillation).
         weights: ``population`` weights by input kind (``all`` and modality names; default 1).
         single: distil on the single-modality inputs too (False: plain KD on the full input).
+        num_outputs: number of classes (set by the builder from the task; needed by ``meta``).
+        meta_hidden: hidden width of the ``meta`` weight network.
+        meta_lr: SGD step of the weight network (``meta``).
+        lookahead_lr: ``eta``, the virtual step of the student (``meta``).
     """
 
     def __init__(self, model: nn.Module, teacher: nn.Module, weighting: str = "population", temperature: float = 1.0,
-                 lam: float = 0.5, weights: Mapping[str, float] | None = None, single: bool = True) -> None:
+                 lam: float = 0.5, weights: Mapping[str, float] | None = None, single: bool = True, num_outputs: int | None = None,
+                 meta_hidden: int = 32, meta_lr: float = 0.01, lookahead_lr: float = 0.1) -> None:
         super().__init__()
         check_model(model, "distill")
         check_model(teacher, "distill teacher")
-        if weighting == "meta":
-            raise ConfigError("distill.weighting 'meta' (meta-learned weights) is not implemented; "
-                              f"use one of {', '.join(WEIGHTINGS)}")
         if weighting not in WEIGHTINGS:
             raise ConfigError(f"distill.weighting must be one of {', '.join(WEIGHTINGS)}, got '{weighting}'")
         if not 0 < lam <= 1 or temperature <= 0:
@@ -94,6 +102,63 @@ class ModalityDistiller(nn.Module):
             raise ConfigError(f"distill.weights: unknown input kind {unknown}; the kinds are {self.kinds}")
         self.constant = {k: float((weights or {}).get(k, 1.0)) for k in self.kinds}
         self.weighting, self.temperature, self.lam = weighting, temperature, lam
+        self.meta_lr, self.lookahead_lr = meta_lr, lookahead_lr
+        self.weight_net: nn.Module | None = None
+        self._held_out: Any = None
+        if weighting == "meta":
+            if num_outputs is None:
+                raise ConfigError("distill.weighting 'meta' needs num_outputs (the number of classes)")
+            k = len(self.kinds)
+            self.weight_net = nn.Sequential(nn.Linear(k * num_outputs, meta_hidden), nn.ReLU(), nn.Linear(meta_hidden, k))
+            nn.init.zeros_(self.weight_net[-1].weight)  # start from equal weights
+            nn.init.zeros_(self.weight_net[-1].bias)
+
+    def set_held_out(self, batches: Any) -> None:
+        """An iterable of labelled batches for the ``meta`` look-ahead (cycled)."""
+        self._held_out = batches
+        self._held_out_iter = None
+
+    def _next_held_out(self) -> Any:
+        if self._held_out is None:
+            raise ConfigError("distill.weighting 'meta' needs held-out batches: the engine sets the validation split")
+        for _ in range(2):
+            if self._held_out_iter is None:
+                self._held_out_iter = iter(self._held_out)
+            try:
+                return next(self._held_out_iter)
+            except StopIteration:
+                self._held_out_iter = None
+        raise ConfigError("distill.weighting 'meta': the held-out split is empty")
+
+    def _meta_weights(self, internals: DistillInternals) -> Tensor:
+        probs = torch.cat([internals.teacher[k].softmax(-1) for k in self.kinds], 1)
+        return len(self.kinds) * torch.softmax(self.weight_net(probs), 1)  # (B, K), mean 1
+
+    def _meta_step(self, internals: DistillInternals, labels: Tensor) -> None:
+        """One look-ahead update of the weight network (see module docstring)."""
+        from torch.func import functional_call
+
+        params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        w = self._meta_weights(internals)
+        inner = F.cross_entropy(internals.student["all"], labels)
+        for i, k in enumerate(self.kinds):
+            kl = kl_per_sample(internals.teacher[k], internals.student[k], self.temperature)
+            keep = internals.present[k].to(kl.dtype)
+            inner = inner + (w[:, i] * kl * keep).sum() / keep.sum().clamp_min(1.0)
+        grads = torch.autograd.grad(inner, list(params.values()), create_graph=True, retain_graph=True, allow_unused=True)
+        ahead = {n: p if g is None else p - self.lookahead_lr * g for (n, p), g in zip(params.items(), grads)}
+        batch = self._next_held_out()
+        device = internals.teacher["all"].device
+        x = {m: v.to(device) for m, v in batch.inputs.items()}
+        mask = {m: v.to(device) for m, v in batch.mask.items()}
+        state = {**dict(self.model.named_buffers()), **dict(self.model.named_parameters()), **ahead}
+        outer = F.cross_entropy(functional_call(self.model, state, (x, mask)).logits, batch.labels.to(device))
+        meta_params = list(self.weight_net.parameters())
+        meta_grads = torch.autograd.grad(outer, meta_params, allow_unused=True)
+        with torch.no_grad():
+            for p, g in zip(meta_params, meta_grads):
+                if g is not None:
+                    p.sub_(self.meta_lr * g)
 
     # the teacher follows the student's device and dtype, and stays in eval mode
     def _apply(self, fn: Any, recurse: bool = True) -> "ModalityDistiller":
@@ -149,6 +214,9 @@ class ModalityDistiller(nn.Module):
         """``{kind: (B,) weights}`` of the configured weighting (see module docstring)."""
         t = internals.teacher
         b = t["all"].shape[0]
+        if self.weighting == "meta":
+            w = self._meta_weights(internals).detach()
+            return {k: w[:, i] for i, k in enumerate(self.kinds)}
         if self.weighting == "population":
             return {k: t["all"].new_full((b,), self.constant[k]) for k in self.kinds}
         if self.weighting == "importance":
@@ -172,6 +240,8 @@ class ModalityDistiller(nn.Module):
         terms = dict(self.model.auxiliary_losses(own, mask, labels)) if isinstance(self.model, HasAuxiliaryLosses) else {}
         if self.lam == 1.0:
             return terms
+        if self.weighting == "meta" and labels is not None and self.training:
+            self._meta_step(internals, labels)
         w = self.sample_weights(internals, labels)
         total = out.logits.new_zeros(())
         for k in self.kinds:

@@ -129,7 +129,7 @@ def build_model(cfg: ExperimentConfig, schema: BatchSchema, task: Task) -> nn.Mo
         if "teacher" not in spec:
             raise ConfigError("model.distill: missing key 'teacher' (a finished run directory)")
         teacher = load_teacher(spec.pop("teacher"), schema, task)
-        model = build_checked(ModalityDistiller, spec, "model.distill", {"model": model, "teacher": teacher})
+        model = build_checked(ModalityDistiller, spec, "model.distill", {"model": model, "teacher": teacher, "num_outputs": task.out_dim})
     return model
 
 

@@ -41,6 +41,7 @@ from mmrefine.core.errors import CheckpointMismatchError, ConfigError, DataError
 from mmrefine.core.protocols import inference_model
 from mmrefine.data.datamodule import MultimodalDataModule
 from mmrefine.training.builders import build_datamodule, build_model, build_task, data_signature
+from mmrefine.refine.distill import ModalityDistiller
 from mmrefine.training.module import MultimodalModule, check_architecture, check_data
 from mmrefine.training.rundir import AtomicCheckpoint, RunLock, check_writable
 from mmrefine.training.tasks import Task
@@ -169,6 +170,8 @@ def prepare(cfg: ExperimentConfig, datamodule: MultimodalDataModule | None = Non
                           "(data.labelled_fraction < 1, or rows without a label)")
     task = build_task(cfg, dm)
     model = build_model(cfg, dm.schema, task)
+    if isinstance(model, ModalityDistiller) and model.weighting == "meta":  # its look-ahead reads held-out batches
+        model.set_held_out(dm.loader(dm.splits["val"], train=True))
     return dm, task, model
 
 

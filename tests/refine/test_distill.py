@@ -80,7 +80,7 @@ def test_weightings_follow_their_formulas() -> None:
     ce = torch.nn.functional.cross_entropy(teacher(x, mask).logits, y, reduction="none")
     ce_a = torch.nn.functional.cross_entropy(teacher(x, only_a).logits, y, reduction="none")
     assert torch.allclose(w["all"] / w["a"], ce_a / ce)  # inversely proportional to the teacher's error
-    with pytest.raises(ConfigError, match="'meta'"):
+    with pytest.raises(ConfigError, match="needs num_outputs"):
         ModalityDistiller(model(0), teacher, "meta")
     with pytest.raises(ConfigError, match="unknown input kind"):
         ModalityDistiller(model(0), teacher, weights={"c": 1.0})
@@ -96,7 +96,7 @@ def test_distill_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -
                    "model": {**cfg["model"], "default_encoder": {"name": "mlp", "hidden": [64], "out_dim": 32}}}
     (tmp_path / "t.yaml").write_text(yaml.safe_dump(teacher_cfg))
     (tmp_path / "s.yaml").write_text(yaml.safe_dump({**cfg, "run_dir": str(tmp_path / "student"),
-                                                     "model": {**cfg["model"], "distill": {"weighting": "importance", "lam": 0.5}}}))
+                                                     "model": {**cfg["model"], "distill": {"weighting": "meta", "lam": 0.5}}}))
     assert main(["fit", "-c", str(tmp_path / "t.yaml")]) == 0
     capsys.readouterr()
     assert main(["distill", "-c", str(tmp_path / "s.yaml"), "--teacher", str(tmp_path / "teacher")]) == 0
@@ -106,3 +106,25 @@ def test_distill_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -
     assert exported["head.net.0.weight"].shape[1] == 32  # the student's own (narrower) model, not the teacher's
     assert main(["distill", "-c", str(tmp_path / "s.yaml"), "--teacher", str(tmp_path / "nowhere"), "--run-dir", str(tmp_path / "x")]) == 2
     assert "holds no finished run" in capsys.readouterr().err
+
+
+def test_meta_weights_take_a_lookahead_step_on_held_out_data() -> None:
+    from mmrefine.data.batch import MultimodalBatch
+
+    teacher = model(1)
+    d = ModalityDistiller(model(0), teacher, "meta", num_outputs=3, meta_lr=1.0).train()
+    x, mask, y = batch()
+    out = d(x, mask)
+    w0 = d.sample_weights(out.fusion, y)
+    assert all(torch.allclose(w, torch.ones(8)) for w in w0.values())  # the network starts at equal weights
+    with pytest.raises(ConfigError, match="held-out batches"):
+        d.auxiliary_losses(out, mask, y)
+    d.set_held_out([MultimodalBatch(x, mask, y)])
+    before = [p.clone() for p in d.weight_net.parameters()]
+    loss = d.auxiliary_losses(d(x, mask), mask, y)["distill"]
+    assert any(not torch.equal(a, b) for a, b in zip(before, d.weight_net.parameters()))  # phi moved
+    loss.backward()  # the student still trains on the (now detached) weights
+    assert all(p.grad is not None for p in d.model.parameters())
+    assert all(p.grad is None for p in d.weight_net.parameters())
+    w1 = d.sample_weights(d(x, mask).fusion, y)
+    assert torch.allclose(w1["all"] + w1["a"] + w1["b"], torch.full((8,), 3.0))
