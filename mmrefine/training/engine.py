@@ -40,8 +40,8 @@ from mmrefine.config import ExperimentConfig, OptimConfig, to_dict
 from mmrefine.core.errors import CheckpointMismatchError, ConfigError, DataError, RunError
 from mmrefine.core.protocols import inference_model
 from mmrefine.data.datamodule import MultimodalDataModule
-from mmrefine.training.builders import build_datamodule, build_model, build_task, data_signature
 from mmrefine.refine.distill import ModalityDistiller
+from mmrefine.training.builders import build_datamodule, build_model, build_task, data_signature
 from mmrefine.training.module import MultimodalModule, check_architecture, check_data
 from mmrefine.training.rundir import AtomicCheckpoint, RunLock, check_writable
 from mmrefine.training.tasks import Task
