@@ -50,5 +50,5 @@ def test_mosi_minilm_text_features(tmp_path: Path) -> None:
     assert abs(float(s["train"].inputs["text"].mean())) < 1e-4
     with pytest.raises(ConfigError, match="needs the text modality"):
         MOSIDataModule(modalities=["audio"], text_features="minilm")
-    with pytest.raises(ConfigError, match="'given' or 'minilm'"):
+    with pytest.raises(ConfigError, match="'given', 'minilm' or 'tokens'"):
         MOSIDataModule(text_features="bert")

@@ -11,6 +11,7 @@ import torch
 from mmrefine.data import DataSettings, MultimodalDataModule, TensorMultimodalDataset
 from mmrefine.encoders import MLPEncoder
 from mmrefine.fusion import FUSIONS
+from mmrefine.fusion.tabular import TabularCombiner
 from mmrefine.models import ARCHITECTURES, FusionModel, MLPHead
 from mmrefine.refine import ProgressiveFusion, Refiner
 from mmrefine.training import Classification, MultimodalModule
@@ -37,7 +38,10 @@ def poisoned(shapes: dict, absent_rows: slice = slice(0, 4)) -> tuple[dict, dict
 def fusion_model(fusion: str) -> FusionModel:
     torch.manual_seed(0)
     enc = {m: MLPEncoder(s, out_dim=4, hidden=[8]) for m, s in VEC.items()}
-    fuse = FUSIONS.build({"name": fusion}, provided={"in_dims": {m: 4 for m in VEC}})
+    spec: dict = {"name": fusion}
+    if issubclass(FUSIONS.get(fusion), TabularCombiner):  # a text + tabular combiner: 'a' is the text, 'b' categorical
+        spec["categorical"] = ["b"]
+    fuse = FUSIONS.build(spec, provided={"in_dims": {m: 4 for m in VEC}})
     return FusionModel(enc, fuse, MLPHead(fuse.out_dim, 3))
 
 
