@@ -43,7 +43,8 @@ from torch import Tensor, nn
 from mmrefine.core.errors import BatchError, ConfigError
 from mmrefine.core.mask import full_mask
 from mmrefine.core.output import ModelOutput
-from mmrefine.core.protocols import HasAuxiliaryLosses, HasSlots, check_model
+from mmrefine.core.protocols import HasAuxiliaryLosses, check_model
+from mmrefine.refine.wrapper import ModelWrapper
 
 WEIGHTINGS = ("population", "importance", "correctness", "meta")
 
@@ -62,7 +63,7 @@ def kl_per_sample(teacher_logits: Tensor, student_logits: Tensor, tau: float) ->
     return tau**2 * (t.exp() * (t - s)).sum(-1)
 
 
-class ModalityDistiller(nn.Module):
+class ModalityDistiller(ModelWrapper):
     """See module docstring.
 
     Args:
@@ -170,22 +171,6 @@ class ModalityDistiller(nn.Module):
         super().train(mode)
         self.teacher.eval()
         return self
-
-    @property
-    def modalities(self) -> list[str]:
-        return list(self.model.modalities)
-
-    @property
-    def fused_dim(self) -> int:
-        return int(self.model.fused_dim)
-
-    @property
-    def fused_slots(self) -> dict[str, tuple[int, int]] | None:
-        return self.model.fused_slots if isinstance(self.model, HasSlots) else None
-
-    @property
-    def feature_dims(self) -> dict[str, int]:
-        return dict(self.model.feature_dims)
 
     def inference_model(self) -> nn.Module:
         """The student: what to export and deploy."""

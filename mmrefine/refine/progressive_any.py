@@ -32,9 +32,10 @@ from mmrefine.core.mask import full_mask
 from mmrefine.core.output import ModelOutput
 from mmrefine.core.protocols import HasAuxiliaryLosses, check_model
 from mmrefine.refine.progressive import ProgressiveInternals, back_projection
+from mmrefine.refine.wrapper import ModelWrapper
 
 
-class InputProgressiveFusion(nn.Module):
+class InputProgressiveFusion(ModelWrapper):
     """See module docstring.
 
     Args:
@@ -60,18 +61,6 @@ class InputProgressiveFusion(nn.Module):
             width = shape[-1] if len(shape) == 2 else math.prod(shape)  # a (T, d) sequence gets d, broadcast over T
             src = model.feature_dims[m] if iterative else model.fused_dim
             self.backprojections[m] = back_projection(src, width, backprojection, hidden, zero_init)
-
-    @property
-    def modalities(self) -> list[str]:
-        return list(self.model.modalities)
-
-    @property
-    def fused_dim(self) -> int:
-        return int(self.model.fused_dim)
-
-    @property
-    def feature_dims(self) -> dict[str, int]:
-        return dict(self.model.feature_dims)
 
     def _inject(self, x: Tensor, ctx: Tensor, m: str) -> Tensor:
         if len(self.input_shapes[m]) == 2:

@@ -41,11 +41,12 @@ from torch import Tensor, nn
 
 from mmrefine.core.errors import ConfigError
 from mmrefine.core.output import ModelOutput
-from mmrefine.core.protocols import HasAuxiliaryLosses, HasSlots, check_model
+from mmrefine.core.protocols import HasAuxiliaryLosses, check_model
 from mmrefine.core.registry import build_checked
 from mmrefine.losses.multi_similarity import MultiSimilarityLoss
 from mmrefine.losses.refiner import REFINER_LOSSES, RefinerLoss
 from mmrefine.refine.decoders import GroupedDecoders
+from mmrefine.refine.wrapper import ModelWrapper
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def _spec(cls: type, value: Any, where: str) -> Any:
     return build_checked(cls, value, where)
 
 
-class Refiner(nn.Module):
+class Refiner(ModelWrapper):
     """See module docstring.
 
     Args:
@@ -158,23 +159,6 @@ class Refiner(nn.Module):
             MultiSimilarityLoss(ms_spec.alpha, ms_spec.beta, ms_spec.base, ms_spec.epsilon)
             if ms_spec is not None and ms_spec.weight > 0 else None
         )
-
-    # the wrapper is transparent to further wrappers and to evaluation code
-    @property
-    def modalities(self) -> list[str]:
-        return list(self.model.modalities)
-
-    @property
-    def fused_dim(self) -> int:
-        return int(self.model.fused_dim)
-
-    @property
-    def fused_slots(self) -> dict[str, tuple[int, int]] | None:
-        return self.model.fused_slots if isinstance(self.model, HasSlots) else None
-
-    @property
-    def feature_dims(self) -> dict[str, int]:
-        return dict(self.model.feature_dims)
 
     def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ModelOutput:
         return self.model(inputs, mask)
