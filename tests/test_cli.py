@@ -55,11 +55,12 @@ def test_fit_test_predict_export_round_trip(tmp_path: Path, capsys) -> None:
 def test_demo_writes_table_report_and_plot(tmp_path: Path, capsys) -> None:
     out = tmp_path / "demo"
     rows = run_demo(REPO / "configs" / "demo.yaml", out, seeds=[0], epochs=1)
-    assert [r["variant"] for r in rows] == ["concat", "concat+refiner", "gmu", "gmu+refiner"]
+    assert [r["variant"] for r in rows] == ["concat", "concat+refiner", "gmu", "gmu+refiner", "gmu+profusion"]
     printed = capsys.readouterr().out
-    assert "gmu+refiner" in printed and "no fou" in printed
+    assert "gmu+refiner" in printed and "no fou" in printed and "step 1 -> step 2" in printed
     report = (out / "report.md").read_text()
     assert "| gmu+refiner |" in report and "missing_views.png" in report and "p vs concat" in report
     assert (out / "missing_views.png").stat().st_size > 1000
     records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
-    assert len(records) == 4 and set(records[0]["missing"]) == {"fou", "fac", "kar", "pix", "zer", "mor"}
+    assert len(records) == 5 and set(records[0]["missing"]) == {"fou", "fac", "kar", "pix", "zer", "mor"}
+    assert "| gmu+profusion | " in report and list(records[4]["probes"]) == ["1", "2"]

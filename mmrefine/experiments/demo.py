@@ -66,10 +66,18 @@ def run_demo(
         table.add_row(name, fmt(full, 1), *[fmt(miss[v], 1) for v in views], fmt(mean_miss, 1) if views else "-", p)
         rows.append((name, fmt(full), [fmt(miss[v]) for v in views], fmt(mean_miss) if views else "-", p))
     console.print(table)
+    probe_rows = _probe_rows(records, list(sweep.variants))
+    if probe_rows:
+        ptable = Table(title="Linear probes of each view's features (test accuracy %), step 1 -> step 2 of Progressive Fusion")
+        for col in ["variant", *[f"{v}" for v in probe_rows[0][1]]]:
+            ptable.add_column(col, justify="left" if col == "variant" else "right", no_wrap=True)
+        for name, cells in probe_rows:
+            ptable.add_row(name, *cells.values())
+        console.print(ptable)
     console.print(f"{len(records)} runs, {total:.0f} s")
     if views:
         _plot(records, list(sweep.variants), views, out / "missing_views.png", metric)
-    _report(out / "report.md", sweep, wanted, views, rows, total, len(records))
+    _report(out / "report.md", sweep, wanted, views, rows, total, len(records), probe_rows)
     console.print(f"report: {out / 'report.md'}")
     verdicts = study_verdicts(Path(config).resolve().parents[1] / "docs" / "reproduction.md")
     if verdicts:
@@ -91,6 +99,23 @@ def study_verdicts(path: Path) -> list[tuple[str, str, str]]:
             claim = cells[1].split(" (")[0]
             rows.append((cells[0], claim, cells[6].replace("**", "")))
     return rows
+
+
+def _probe_rows(records: list[dict[str, Any]], variants: list[str]) -> list[tuple[str, dict[str, str]]]:
+    """``[(variant, {view: "step 1 -> step R"})]`` for variants with more than one unrolled step."""
+    out = []
+    for name in variants:
+        rs = [r for r in records if r["variant"] == name and "probes" in r]
+        if not rs or len(rs[0]["probes"]) < 2:
+            continue
+        first, last = next(iter(rs[0]["probes"])), list(rs[0]["probes"])[-1]
+        cells = {}
+        for view in rs[0]["probes"][first]:
+            a = statistics.fmean(r["probes"][first][view] for r in rs)
+            b = statistics.fmean(r["probes"][last][view] for r in rs)
+            cells[view] = f"{100 * a:.1f} -> {100 * b:.1f}"
+        out.append((name, cells))
+    return out
 
 
 def _plot(records: list[dict[str, Any]], variants: list[str], views: list[str], path: Path, metric: str) -> None:
@@ -122,7 +147,8 @@ def _plot(records: list[dict[str, Any]], variants: list[str], views: list[str], 
     plt.close(fig)
 
 
-def _report(path: Path, sweep: SweepConfig, seeds: list[int], views: list[str], rows: list, total: float, n: int) -> None:
+def _report(path: Path, sweep: SweepConfig, seeds: list[int], views: list[str], rows: list, total: float, n: int,
+            probe_rows: list[tuple[str, dict[str, str]]] | None = None) -> None:
     head = ["variant", "all views", *[f"{v} missing" for v in views], "mean missing", f"p vs {sweep.baseline}"]
     lines = [
         "# mmrefine demo: UCI Multiple Features",
@@ -136,6 +162,12 @@ def _report(path: Path, sweep: SweepConfig, seeds: list[int], views: list[str], 
     ]
     for name, full, miss, mean_miss, p in rows:
         lines.append(f"| {name} | {full} | " + " | ".join(miss) + f" | {mean_miss} | {p} |")
+    if probe_rows:
+        head_p = ["variant", *probe_rows[0][1]]
+        lines += ["", "Linear probes of each view's features (test accuracy %, mean over seeds), step 1 -> step 2 of "
+                  "Progressive Fusion (a logistic regression fit on the training split's features):", "",
+                  "| " + " | ".join(head_p) + " |", "|" + "---|" * len(head_p)]
+        lines += [f"| {name} | " + " | ".join(cells.values()) + " |" for name, cells in probe_rows]
     lines += [
         "",
         f"{n} runs; this invocation took {total:.0f} s (runs already recorded in runs.jsonl are not redone).",
