@@ -239,10 +239,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             sweep = load_sweep(args.config)
             total = len(sweep.variants) * len(args.seeds or sweep.seeds)
+            finished = [len(read_records(args.out))]
 
             def note(r: dict) -> None:  # a sign of life per finished run (runs take seconds to minutes)
+                finished[0] += 1
                 value = r["test"].get(sweep.metric, float("nan"))
-                print(f"[{len(read_records(args.out))}/{total}] {r['variant']} seed {r['seed']}: {sweep.metric} {value:.4f} "
+                print(f"[{finished[0]}/{total}] {r['variant']} seed {r['seed']}: {sweep.metric} {value:.4f} "
                       f"({r['seconds']:.0f} s)", file=sys.stderr, flush=True)
 
             records = run_sweep(args.config, args.out, args.seeds, args.epochs, on_record=note, jobs=args.jobs)

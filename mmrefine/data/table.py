@@ -461,12 +461,8 @@ class TableDataModule(MultimodalDataModule):
             raise DataError(f"no training row has a label in '{pre.label}'")
         if f["val"] is None:
             labelled = np.flatnonzero(has_all)
-            if pre.task == "regression":
-                rng = np.random.default_rng(self.split_seed)
-                held = np.sort(rng.permutation(labelled)[: max(1, int(round(self.val_fraction * len(labelled))))])
-            else:
-                keys = np.array([str(_plain(v)) for v in train[pre.label].to_numpy()[labelled]])
-                held = labelled[stratified_fraction(keys, self.val_fraction, self.split_seed)]
+            keys = np.array([str(_plain(v)) for v in train[pre.label].to_numpy()[labelled]])
+            held = self._pick(labelled, keys, self.val_fraction)
             keep = np.setdiff1d(np.arange(len(train)), held)
             tr, va, self._has_label = full.subset(keep), full.subset(held), has_all[keep]
         else:
@@ -496,11 +492,16 @@ class TableDataModule(MultimodalDataModule):
         rows = np.flatnonzero(cast(np.ndarray, self._has_label))
         if self.labelled_fraction >= 1.0:
             return rows
-        labels = cast(torch.Tensor, self.splits["train"].labels).numpy()[rows]
-        if self.pre.task == "regression":
+        return self._pick(rows, cast(torch.Tensor, self.splits["train"].labels).numpy()[rows], self.labelled_fraction)
+
+    def _pick(self, rows: np.ndarray, keys: np.ndarray, fraction: float) -> np.ndarray:
+        """A ``fraction`` of ``rows`` (sorted): stratified by ``keys`` for classification,
+        uniformly at random for regression; seeded by ``split_seed`` (called while loading:
+        reads the preprocessor directly)."""
+        if cast(TablePreprocessor, self.preprocessor).task == "regression":
             rng = np.random.default_rng(self.split_seed)
-            return np.sort(rng.permutation(rows)[: max(1, int(round(self.labelled_fraction * len(rows))))])
-        return rows[stratified_fraction(labels, self.labelled_fraction, self.split_seed)]
+            return np.sort(rng.permutation(rows)[: max(1, int(round(fraction * len(rows))))])
+        return rows[stratified_fraction(keys, fraction, self.split_seed)]
 
     def labelled_train(self) -> TensorMultimodalDataset:
         return self.splits["train"].subset(self.labelled_indices())

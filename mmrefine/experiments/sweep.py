@@ -140,7 +140,7 @@ def run_sweep(
 
     if jobs == 1 or len(todo) <= 1:
         for name, seed in todo:
-            keep(run_one(path, out, name, seed, epochs))
+            keep(run_one(path, sweep, out, name, seed, epochs))
         return read_records(out)
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -148,7 +148,7 @@ def run_sweep(
     threads = max(1, (os.cpu_count() or 1) // jobs)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                              initargs=(threads, os.getpid())) as pool:
-        pending = {pool.submit(run_one, path, out, name, seed, epochs) for name, seed in todo}
+        pending = {pool.submit(run_one, path, sweep, out, name, seed, epochs) for name, seed in todo}
         try:
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -178,11 +178,11 @@ def _worker_init(threads: int, parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def run_one(path: Path, out: Path, name: str, seed: int, epochs: int | None) -> dict[str, Any]:
-    """Fit one (variant, seed) of a sweep (resuming its run directory) and evaluate it; return its record."""
+def run_one(path: Path, sweep: SweepConfig, out: Path, name: str, seed: int, epochs: int | None) -> dict[str, Any]:
+    """Fit one (variant, seed) of the sweep loaded from ``path`` (resuming its run
+    directory) and evaluate it; return its record."""
     from mmrefine.training.engine import fit
 
-    sweep = load_sweep(path)
     t0 = time.perf_counter()
     run_dir = out / "runs" / name.replace("+", "_") / f"seed{seed}"
     data = deep_merge(sweep.variants[name], {"seed": seed, "run_dir": str(run_dir)})

@@ -36,7 +36,7 @@ from mmrefine.data.batch import BatchSchema
 from mmrefine.data.paths import default_cache_dir
 from mmrefine.data.settings import DataSettings
 from mmrefine.data.table import TableDataModule, TablePreprocessor, _is_missing
-from mmrefine.training.builders import build_model, build_task
+from mmrefine.training.builders import build_model, build_task, load_exported
 
 FILES = ("predictor.json", "preprocessing.json", "model.safetensors")
 
@@ -228,10 +228,6 @@ class TablePredictor:
     @classmethod
     def load(cls, directory: str | Path, cache_dir: str | None = None) -> "TablePredictor":
         """A predictor saved by :meth:`save` (no training data needed)."""
-        from safetensors.torch import load_file
-
-        from mmrefine.training.module import check_architecture
-
         d = Path(directory)
         missing = [f for f in FILES if not (d / f).is_file()]
         if missing:
@@ -256,10 +252,7 @@ class TablePredictor:
         spec.pop("class_weight", None)  # inference needs no loss weights
         cfg_task = from_dict(ExperimentConfig, deep_merge(to_dict(cfg), {"task": spec}))
         task = build_task(cfg_task, _Data())  # type: ignore[arg-type]
-        model = inference_model(build_model(cfg, BatchSchema.from_shapes(shapes), task))
-        state = load_file(str(d / "model.safetensors"))
-        check_architecture({k: list(v.shape) for k, v in state.items()}, model)
-        model.load_state_dict(state)
+        model = load_exported(build_model(cfg, BatchSchema.from_shapes(shapes), task), d / "model.safetensors")
         p = cls(label=pre.label, seed=meta.get("seed", 0), cache_dir=cache_dir)
-        p.preprocessor, p.config, p.model, p.validation = pre, cfg, model.eval(), meta.get("validation", {})
+        p.preprocessor, p.config, p.model, p.validation = pre, cfg, model, meta.get("validation", {})
         return p

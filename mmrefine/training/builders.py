@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -136,13 +137,7 @@ def build_model(cfg: ExperimentConfig, schema: BatchSchema, task: Task) -> nn.Mo
 def load_teacher(run_dir: str, schema: BatchSchema, task: Task) -> nn.Module:
     """The inference model of the finished run in ``run_dir`` (its ``config.yaml`` and
     ``model.safetensors``), built for this data's modalities."""
-    from pathlib import Path
-
-    from safetensors.torch import load_file
-
     from mmrefine.config import load_config
-    from mmrefine.core.protocols import inference_model
-    from mmrefine.training.module import check_architecture
 
     d = Path(run_dir)
     for f in ("config.yaml", "model.safetensors"):
@@ -151,8 +146,19 @@ def load_teacher(run_dir: str, schema: BatchSchema, task: Task) -> nn.Module:
     cfg = load_config(d / "config.yaml")
     if cfg.model.distill is not None:
         raise ConfigError(f"model.distill.teacher: {d} was itself trained by distillation; use its teacher or another run")
-    model = inference_model(build_model(cfg, schema, task))
-    state = load_file(str(d / "model.safetensors"))
+    return load_exported(build_model(cfg, schema, task), d / "model.safetensors")
+
+
+def load_exported(model: nn.Module, weights: str | Path) -> nn.Module:
+    """``model``'s inference part (training wrappers stripped) with exported safetensors
+    ``weights`` loaded, its architecture checked first; in eval mode."""
+    from safetensors.torch import load_file
+
+    from mmrefine.core.protocols import inference_model
+    from mmrefine.training.module import check_architecture
+
+    model = inference_model(model)
+    state = load_file(str(weights))
     check_architecture({k: list(v.shape) for k, v in state.items()}, model)
     model.load_state_dict(state)
     return model.eval()

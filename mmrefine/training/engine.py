@@ -41,7 +41,7 @@ from mmrefine.core.errors import CheckpointMismatchError, ConfigError, DataError
 from mmrefine.core.protocols import inference_model
 from mmrefine.data.datamodule import MultimodalDataModule
 from mmrefine.refine.distill import ModalityDistiller
-from mmrefine.training.builders import build_datamodule, build_model, build_task, data_signature
+from mmrefine.training.builders import build_datamodule, build_model, build_task, data_signature, load_exported
 from mmrefine.training.module import MultimodalModule, check_architecture, check_data
 from mmrefine.training.rundir import AtomicCheckpoint, RunLock, check_writable
 from mmrefine.training.tasks import Task
@@ -319,11 +319,7 @@ def export(model: torch.nn.Module, path: str | Path) -> Path:
 def load_inference_model(cfg: ExperimentConfig, weights: str | Path) -> torch.nn.Module:
     """Rebuild ``cfg``'s inference model and load exported safetensors into it."""
     _, _, model = prepare(cfg)
-    model = inference_model(model)
-    state = load_file(str(weights))
-    check_architecture({k: list(v.shape) for k, v in state.items()}, model)
-    model.load_state_dict(state)
-    return model.eval()
+    return load_exported(model, weights)
 
 
 def load_module(cfg: ExperimentConfig, checkpoint: str | Path) -> tuple[MultimodalDataModule, MultimodalModule]:
