@@ -20,6 +20,9 @@ A sweep file (YAML, checked like every config)::
     variants:
       concat: {model: {fusion: {name: concat}}}
       gmu:    {model: {fusion: {name: gmu}}}
+      student: {model: {distill: {teacher: {variant: gmu}, weighting: importance}}}
+                                  # distillation from another variant's run with the same seed:
+                                  # that run is done first (also with --jobs)
 
 Every finished run is appended as one JSON line to ``OUT/runs.jsonl`` (flushed
 and fsynced). Running the sweep again skips the (variant, seed) pairs already
@@ -84,7 +87,33 @@ def load_sweep(path: str | Path) -> SweepConfig:
         raise ConfigError(f"{path}: a sweep needs at least one variant")
     if cfg.baseline is not None and cfg.baseline not in cfg.variants:
         raise ConfigError(f"{path}: baseline '{cfg.baseline}' is not a variant ({', '.join(cfg.variants)})")
+    for name in cfg.variants:
+        seen = [name]
+        while (dep := teacher_variant(cfg, seen[-1])) is not None:
+            if dep not in cfg.variants:
+                raise ConfigError(f"{path}: variant '{seen[-1]}': model.distill.teacher.variant '{dep}' is not a variant "
+                                  f"({', '.join(cfg.variants)})")
+            if dep in seen:
+                raise ConfigError(f"{path}: variants {' -> '.join([*seen, dep])} are each other's teachers")
+            seen.append(dep)
     return cfg
+
+
+def teacher_variant(sweep: SweepConfig, name: str) -> str | None:
+    """The variant whose run (same seed) variant ``name`` distils from, if any
+    (``model.distill.teacher: {variant: NAME}``)."""
+    distill = (sweep.variants[name].get("model") or {}).get("distill") or {}
+    teacher = distill.get("teacher") if isinstance(distill, dict) else None
+    if isinstance(teacher, dict):
+        if set(teacher) != {"variant"}:
+            raise ConfigError(f"variant '{name}': model.distill.teacher must be a run directory or {{variant: NAME}}, "
+                              f"got {teacher}")
+        return str(teacher["variant"])
+    return None
+
+
+def run_dir_of(out: Path, name: str, seed: int) -> Path:
+    return out / "runs" / name.replace("+", "_") / f"seed{seed}"
 
 
 def read_records(out: str | Path) -> list[dict[str, Any]]:
@@ -138,6 +167,13 @@ def run_sweep(
         if on_record is not None:
             on_record(record)
 
+    # a student runs after its teacher (same seed): order by depth in the teacher chain
+    def depth(name: str) -> int:
+        dep = teacher_variant(sweep, name)
+        return 0 if dep is None else 1 + depth(dep)
+
+    order = {name: i for i, name in enumerate(sweep.variants)}
+    todo.sort(key=lambda t: (depth(t[0]), order[t[0]]))
     if jobs == 1 or len(todo) <= 1:
         for name, seed in todo:
             keep(run_one(path, sweep, out, name, seed, epochs))
@@ -146,14 +182,31 @@ def run_sweep(
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
+    queued = list(todo)
+    running: set[tuple[str, int]] = set()
+
+    def ready(item: tuple[str, int]) -> bool:  # its teacher's run is not queued or running
+        dep = teacher_variant(sweep, item[0])
+        return dep is None or ((dep, item[1]) not in running and (dep, item[1]) not in queued)
+
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                              initargs=(threads, os.getpid())) as pool:
-        pending = {pool.submit(run_one, path, sweep, out, name, seed, epochs) for name, seed in todo}
+        pending: dict[Any, tuple[str, int]] = {}
+
+        def submit() -> None:
+            for item in [i for i in queued if ready(i)]:
+                queued.remove(item)
+                running.add(item)
+                pending[pool.submit(run_one, path, sweep, out, item[0], item[1], epochs)] = item
+
+        submit()
         try:
             while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for f in finished:
+                    running.discard(pending.pop(f))
                     keep(f.result())
+                submit()
         except BaseException:
             for f in pending:
                 f.cancel()
@@ -184,8 +237,10 @@ def run_one(path: Path, sweep: SweepConfig, out: Path, name: str, seed: int, epo
     from mmrefine.training.engine import fit
 
     t0 = time.perf_counter()
-    run_dir = out / "runs" / name.replace("+", "_") / f"seed{seed}"
+    run_dir = run_dir_of(out, name, seed)
     data = deep_merge(sweep.variants[name], {"seed": seed, "run_dir": str(run_dir)})
+    if (dep := teacher_variant(sweep, name)) is not None:
+        data = deep_merge(data, {"model": {"distill": {"teacher": str(run_dir_of(out, dep, seed))}}})
     if epochs is not None:
         data = deep_merge(data, {"trainer": {"max_epochs": epochs}})
     cfg = load_config(path.parent / sweep.experiment, data=data)

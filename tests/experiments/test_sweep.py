@@ -186,3 +186,45 @@ def test_shuffle_modality_moves_every_sample_and_keeps_the_rest() -> None:
     moved = s.inputs["a"].flatten()
     assert torch.all(moved != torch.arange(50.0)) and sorted(moved.tolist()) == list(range(50))
     assert torch.equal(s.inputs["b"], ds.inputs["b"]) and torch.equal(s.labels, ds.labels)
+
+
+def write_distill_sweep(tmp: Path, teacher: str = "big") -> Path:
+    big = {**SMALL, "model": {**SMALL["model"], "default_encoder": {"name": "mlp", "hidden": [32], "out_dim": 16}}}
+    sweep = {
+        "experiment": str(REPO / "configs" / "mfeat.yaml"),
+        "seeds": [0, 1],
+        "missing": False,
+        "variants": {  # the students come first in the file: the sweep must still run the teacher first
+            "kd": {**SMALL, "model": {**SMALL["model"], "distill": {"teacher": {"variant": teacher}, "single": False}}},
+            "msd": {**SMALL, "model": {**SMALL["model"], "distill": {"teacher": {"variant": teacher}, "weighting": "importance"}}},
+            "big": big,
+        },
+    }
+    path = tmp / "sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    return path
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_students_distil_from_the_teacher_run_of_their_own_seed(tmp_path: Path, jobs: int) -> None:
+    out = tmp_path / "out"
+    order: list[tuple[str, int]] = []
+    run_sweep(write_distill_sweep(tmp_path), out, epochs=1, jobs=jobs, on_record=lambda r: order.append((r["variant"], r["seed"])))
+    assert sorted(order) == sorted((v, s) for v in ("kd", "msd", "big") for s in (0, 1))
+    for seed in (0, 1):
+        assert order.index(("big", seed)) < min(order.index(("kd", seed)), order.index(("msd", seed)))
+        for student in ("kd", "msd"):
+            cfg = yaml.safe_load((out / "runs" / student / f"seed{seed}" / "config.yaml").read_text())
+            assert cfg["model"]["distill"]["teacher"] == str(out / "runs" / "big" / f"seed{seed}")
+
+
+def test_a_teacher_variant_must_exist_and_not_loop(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="teacher.variant 'nope' is not a variant"):
+        load_sweep(write_distill_sweep(tmp_path, teacher="nope"))
+    (tmp_path / "s.yaml").write_text("experiment: x.yaml\nvariants:\n  a: {model: {distill: {teacher: {variant: b}}}}\n"
+                                     "  b: {model: {distill: {teacher: {variant: a}}}}\n")
+    with pytest.raises(ConfigError, match="each other's teachers"):
+        load_sweep(tmp_path / "s.yaml")
+    (tmp_path / "s.yaml").write_text("experiment: x.yaml\nvariants:\n  a: {model: {distill: {teacher: {run: b}}}}\n")
+    with pytest.raises(ConfigError, match=r"run directory or \{variant: NAME\}"):
+        load_sweep(tmp_path / "s.yaml")
