@@ -39,7 +39,20 @@ def mmae(config: str, shapes: dict, out_dim: int) -> torch.nn.Module:
     return ARCHITECTURES.build(spec, provided={"input_shapes": shapes, "out_dim": out_dim})
 
 
+def mmbt() -> torch.nn.Module:
+    """configs/mmbt_mosi.yaml: MOSI transcripts as 48 MiniLM tokens, audio and video one token each."""
+    spec = read_yaml(CONFIGS.parent / "mmbt_mosi.yaml")["model"]["architecture"]
+    return ARCHITECTURES.build(spec, provided={"input_shapes": {"text": (48,), "audio": (73,), "video": (100,)}, "out_dim": 2})
+
+
+def progressive_mult() -> torch.nn.Module:
+    from mmrefine.refine import InputProgressiveFusion
+
+    return InputProgressiveFusion(architecture("mult"), MOSEI, steps=2)
+
+
 def main() -> None:
+    bert = mmbt()
     rows = [
         ("MulT (configs/models/mult_paper.yaml)", count(architecture("mult")), "1,071,211 (Guo et al., Table 7)"),
         ("MulT-GMU (fusion: gmu, gmu_dim 64)", count(architecture("mult", fusion="gmu")), "-"),
@@ -48,6 +61,9 @@ def main() -> None:
         ("UCRN, cross_mode tokens", count(architecture("ucrn", cross_mode="tokens")), "-"),
         ("MMAE (configs/mmae_mosi.yaml; MOSI text 100, audio 73, video 100; 2 classes)", count(mmae("mmae_mosi", MOSI, 2)), "-"),
         ("MMAE (configs/mmae_avmnist.yaml; image 784, audio 12,544; 10 classes)", count(mmae("mmae_avmnist", AVMNIST, 10)), "-"),
+        ("MMBT on MiniLM (configs/mmbt_mosi.yaml; 48 text tokens + audio + video; 2 classes)", count(bert), "-"),
+        ("  of which trainable (freeze_layers 3)", sum(p.numel() for p in bert.parameters() if p.requires_grad), "-"),
+        ("Progressive Fusion around MulT (mult_paper.yaml, R = 2, linear)", count(progressive_mult()), "-"),
     ]
     w = max(len(r[0]) for r in rows)
     print(f"{'model':<{w}} {'parameters':>12}  published")

@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", help="override the seeds")
     p.add_argument("--epochs", type=int, help="override max_epochs (for a quick look)")
     p.add_argument("--fresh", action="store_true", help="discard earlier results in --out and start over")
+    p.add_argument("--jobs", type=int, help="runs at once, one thread each (default: one per CPU core)")
     p = sub.add_parser("data", help="data utilities")
     dsub = p.add_subparsers(dest="data_command", required=True)
     d = dsub.add_parser("download", help="download MNIST or FSDD into --data-root, verified by checksum")
@@ -114,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+")
     p.add_argument("--epochs", type=int)
     p.add_argument("--jobs", type=int, default=1, help="runs at once, in separate processes sharing the CPU threads (default 1)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local processes (default), or tasks on a Ray cluster (pip install -e '.[ray]')")
+    p.add_argument("--address", help="Ray cluster to join ('auto' or HOST:PORT; default: start a local one)")
+    p.add_argument("--cpus-per-run", type=int, default=1, help="CPUs (torch threads) each run asks of Ray (default 1)")
     return parser
 
 
@@ -210,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from mmrefine.experiments.demo import run_demo
 
-            run_demo(args.config, args.out, args.seeds, args.epochs, args.fresh)
+            run_demo(args.config, args.out, args.seeds, args.epochs, args.fresh, args.jobs)
             return 0
         if args.command == "data":
             from mmrefine.data import download as dl
@@ -247,7 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"[{finished[0]}/{total}] {r['variant']} seed {r['seed']}: {sweep.metric} {value:.4f} "
                       f"({r['seconds']:.0f} s)", file=sys.stderr, flush=True)
 
-            records = run_sweep(args.config, args.out, args.seeds, args.epochs, on_record=note, jobs=args.jobs)
+            records = run_sweep(args.config, args.out, args.seeds, args.epochs, on_record=note, jobs=args.jobs,
+                                executor=args.executor, address=args.address, cpus_per_run=args.cpus_per_run)
             print(f"{'variant':<24} {sweep.metric:>18} {'n':>3} {'p vs ' + str(sweep.baseline):>14}")
             for c in summarize(records, sweep.metric, sweep.baseline):
                 print(f"{c.name:<24} {c.mean:>10.4f} ± {c.std:.4f} {c.n:>3} {c.p_value:>14.4f}")

@@ -89,6 +89,7 @@ class TrainerConfig:
     max_epochs: int = 30
     accelerator: str = "auto"
     devices: Union[int, str] = "auto"
+    num_nodes: int = 1  # machines of a multi-node DDP run (see docs/performance.md)
     strategy: str = "auto"
     precision: str = "32-true"
     monitor: Union[str, None] = None
@@ -105,6 +106,7 @@ class TrainerConfig:
 
     def __post_init__(self) -> None:
         _check(self.max_epochs >= 1, "trainer.max_epochs", "must be >= 1", self.max_epochs)
+        _check(self.num_nodes >= 1, "trainer.num_nodes", "must be >= 1", self.num_nodes)
         _check(self.patience is None or self.patience >= 0, "trainer.patience", "must be >= 0", self.patience)
         _check(self.mode in (None, "min", "max"), "trainer.mode", "must be min or max", self.mode)
         _check(self.save_top_k >= -1, "trainer.save_top_k", "must be >= -1", self.save_top_k)

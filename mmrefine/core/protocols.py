@@ -71,6 +71,17 @@ class HasStepFeatures(Protocol):
 
 
 @runtime_checkable
+class AcceptsContext(Protocol):
+    """A model that takes, besides its inputs, an additive context vector per modality
+    added where that modality enters its hidden space (e.g. to MMBT's token embeddings):
+    ``forward(inputs, mask, context={m: (B, context_dims[m])})``. Progressive Fusion
+    injects there when its inputs cannot take a sum (token ids)."""
+
+    @property
+    def context_dims(self) -> dict[str, int]: ...
+
+
+@runtime_checkable
 class HasInputShape(Protocol):
     """An encoder that knows the per-sample shape it takes (``None``: any length)."""
 

@@ -11,7 +11,10 @@ A batch holds, for B samples:
 Validation (:meth:`BatchSchema.validate`) raises :class:`~mmrefine.core.errors.BatchError`
 naming the offending modality for: an unknown or missing modality, a wrong
 per-sample shape or a non-floating dtype, NaN or Inf among present samples, a
-mask of the wrong shape or dtype, and labels whose length differs from B.
+mask of the wrong shape or dtype, and labels whose length differs from B. A batch
+with ``finite=True`` (set by :class:`~mmrefine.data.dataset.TensorMultimodalDataset`,
+which scans its tensors for NaN and Inf once rather than every batch) skips the value
+scan; the structural checks run on every batch.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class MultimodalBatch:
     inputs: dict[str, Tensor]
     mask: dict[str, Tensor]
     labels: Tensor | None = None
+    finite: bool = False  # values known to hold no NaN / Inf (checked once for the dataset they come from)
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -111,6 +115,8 @@ class BatchSchema:
             k = batch.mask[m]
             if k.dtype != torch.bool or tuple(k.shape) != (b,):
                 raise BatchError(f"mask of '{m}': expected a bool tensor of shape ({b},), got {k.dtype} {tuple(k.shape)}")
+            if batch.finite:
+                continue
             present = x[k]
             if present.numel() and not torch.isfinite(present).all():
                 n_bad = int((~torch.isfinite(present)).flatten(1).any(1).sum())
@@ -118,7 +124,7 @@ class BatchSchema:
         if batch.labels is not None:
             if batch.labels.shape[0] != b:
                 raise BatchError(f"labels: expected {b} rows, got {batch.labels.shape[0]}")
-            if batch.labels.is_floating_point() and not torch.isfinite(batch.labels).all():
+            if not batch.finite and batch.labels.is_floating_point() and not torch.isfinite(batch.labels).all():
                 raise BatchError("labels contain NaN or Inf")
         return batch
 

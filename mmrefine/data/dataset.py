@@ -68,7 +68,21 @@ class TensorMultimodalDataset(Dataset):
             {m: decode(x[idx]) for m, x in self.inputs.items()},
             {m: k[idx] for m, k in self.mask.items()},
             None if self.labels is None else self.labels[idx],
+            finite=self.values_finite(),
         )
+
+    def values_finite(self) -> bool:
+        """Whether no present input and no float label holds NaN or Inf. Scanned once (in
+        chunks of rows) and cached; rescanned if a tensor is replaced or changed in place
+        (its version counter moves). A batch from a dataset that is not finite is scanned
+        by :meth:`~mmrefine.data.batch.BatchSchema.validate`, which names the culprit."""
+        tensors = [*self.inputs.values(), *self.mask.values(), *([] if self.labels is None else [self.labels])]
+        key = tuple((id(t), t._version) for t in tensors)
+        if getattr(self, "_finite_key", None) != key:
+            ok = all(_finite_rows(x, self.mask[m]) for m, x in self.inputs.items())
+            ok = ok and (self.labels is None or _finite_rows(self.labels, None))
+            self._finite, self._finite_key = ok, key
+        return self._finite
 
     def subset(self, indices: Sequence[int] | np.ndarray | Tensor) -> "TensorMultimodalDataset":
         idx = torch.as_tensor(np.asarray(indices), dtype=torch.long)
@@ -90,6 +104,19 @@ class TensorMultimodalDataset(Dataset):
         inputs = {m: (torch.zeros_like(x) if m in drop else x) for m, x in self.inputs.items()}
         mask = {m: (torch.zeros_like(k) if m in drop else k) for m, k in self.mask.items()}
         return TensorMultimodalDataset(inputs, self.labels, mask)
+
+
+def _finite_rows(x: Tensor, present: Tensor | None, chunk: int = 4096) -> bool:
+    """No NaN / Inf in the rows of ``x`` where ``present`` (all rows if None); integer data is finite."""
+    if not x.is_floating_point():
+        return True
+    for i in range(0, x.shape[0], chunk):
+        part = x[i : i + chunk]
+        if present is not None:
+            part = part[present[i : i + chunk]]
+        if part.numel() and not torch.isfinite(part).all():
+            return False
+    return True
 
 
 def collate(items: Any) -> MultimodalBatch:

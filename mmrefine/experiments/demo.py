@@ -11,6 +11,7 @@ starts over.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import statistics
 import time
@@ -31,8 +32,10 @@ def fmt_p(p: float) -> str:
 
 
 def run_demo(
-    config: str | Path, out: str | Path, seeds: list[int] | None = None, epochs: int | None = None, fresh: bool = False
+    config: str | Path, out: str | Path, seeds: list[int] | None = None, epochs: int | None = None, fresh: bool = False,
+    jobs: int | None = None,
 ) -> list[dict[str, Any]]:
+    """Run the demo sweep (``jobs`` runs at once; default one per CPU core), print its table, write its report."""
     from rich.console import Console
     from rich.table import Table
 
@@ -47,7 +50,8 @@ def run_demo(
         console.print(f"[dim]{r['variant']} seed {r['seed']}: {sweep.metric} {100 * r['test'][sweep.metric]:.2f} ({r['seconds']:.1f} s)[/dim]")
 
     wanted = seeds if seeds is not None else sweep.seeds
-    records = [r for r in run_sweep(config, out, seeds, epochs, on_record=progress) if r["seed"] in wanted]
+    jobs = jobs if jobs is not None else max(1, os.cpu_count() or 1)
+    records = [r for r in run_sweep(config, out, seeds, epochs, on_record=progress, jobs=jobs) if r["seed"] in wanted]
     total = time.perf_counter() - started
     views = list(records[0].get("missing", {}))
     metric = sweep.metric

@@ -144,14 +144,18 @@ def run_sweep(
     epochs: int | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     jobs: int = 1,
+    executor: str = "local",
+    address: str | None = None,
+    cpus_per_run: int = 1,
 ) -> list[dict[str, Any]]:
     """Run every missing (variant, seed) of the sweep at ``path``; return all records.
 
     ``jobs > 1`` runs that many runs at once in separate processes, the CPU
-    threads divided between them (``cpu_count // jobs`` each); this process
-    alone appends to ``runs.jsonl``, in order of completion, so resuming works
-    exactly as with one job. A worker whose parent dies exits at once, so a
-    killed sweep leaves no run holding its run directory's lock."""
+    threads divided between them (``cpu_count // jobs`` each); ``executor="ray"``
+    runs them as tasks on a Ray cluster (:mod:`mmrefine.experiments.executors`).
+    Either way this process alone appends to ``runs.jsonl``, in order of
+    completion, so resuming works exactly as with one job; a student variant
+    starts only after its teacher's run of the same seed has finished."""
     path = Path(path)
     sweep = load_sweep(path)
     seeds = seeds if seeds is not None else sweep.seeds
@@ -174,61 +178,38 @@ def run_sweep(
 
     order = {name: i for i, name in enumerate(sweep.variants)}
     todo.sort(key=lambda t: (depth(t[0]), order[t[0]]))
-    if jobs == 1 or len(todo) <= 1:
+    if executor == "local" and (jobs == 1 or len(todo) <= 1):
         for name, seed in todo:
             keep(run_one(path, sweep, out, name, seed, epochs))
         return read_records(out)
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    if not todo:
+        return read_records(out)
+    from mmrefine.experiments.executors import make_executor
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    pool = make_executor(executor, jobs, address, cpus_per_run)
     queued = list(todo)
-    running: set[tuple[str, int]] = set()
+    pending: dict[Any, tuple[str, int]] = {}
 
-    def ready(item: tuple[str, int]) -> bool:  # its teacher's run is not queued or running
+    def ready(item: tuple[str, int]) -> bool:  # its teacher's run is neither queued nor running
         dep = teacher_variant(sweep, item[0])
-        return dep is None or ((dep, item[1]) not in running and (dep, item[1]) not in queued)
+        return dep is None or ((dep, item[1]) not in pending.values() and (dep, item[1]) not in queued)
 
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                             initargs=(threads, os.getpid())) as pool:
-        pending: dict[Any, tuple[str, int]] = {}
+    def submit() -> None:
+        for item in [i for i in queued if ready(i)]:
+            queued.remove(item)
+            pending[pool.submit(run_one, path, sweep, out, item[0], item[1], epochs)] = item
 
-        def submit() -> None:
-            for item in [i for i in queued if ready(i)]:
-                queued.remove(item)
-                running.add(item)
-                pending[pool.submit(run_one, path, sweep, out, item[0], item[1], epochs)] = item
-
+    try:
         submit()
-        try:
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for f in finished:
-                    running.discard(pending.pop(f))
-                    keep(f.result())
-                submit()
-        except BaseException:
-            for f in pending:
-                f.cancel()
-            raise
+        while pending:
+            for handle in pool.wait(pending):
+                record = pool.result(handle)
+                del pending[handle]
+                keep(record)
+            submit()
+    finally:
+        pool.close(list(pending))
     return read_records(out)
-
-
-def _worker_init(threads: int, parent: int) -> None:
-    """Thread budget of a sweep worker, and a watchdog that ends it when its parent is gone."""
-    import threading
-
-    import torch
-
-    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
-    torch.set_num_threads(threads)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
 
 
 def run_one(path: Path, sweep: SweepConfig, out: Path, name: str, seed: int, epochs: int | None) -> dict[str, Any]:

@@ -15,6 +15,10 @@ backbone's second segment embedding::
 With the text alone the fused vector, unit-normalised, is MiniLM's own sentence
 embedding (mean pooling then normalisation; tested against sentence-transformers). ``freeze_layers`` freezes the embeddings and
 the first k transformer layers (fine-tuning cost on 2 CPU cores: see docs).
+
+Progressive Fusion's injection point (``context``, :class:`~mmrefine.core.protocols.AcceptsContext`):
+a vector ``c_m`` (width 384) per modality added to each of its tokens before the
+backbone, ``E_word(ids) + c_text`` and ``P_m x_m + e_m + c_m``; token ids cannot take a sum.
 """
 
 from __future__ import annotations
@@ -107,18 +111,31 @@ class MMBT(nn.Module):
     def feature_dims(self) -> dict[str, int]:
         return {m: self.width for m in self.modalities}
 
-    def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ModelOutput:
+    @property
+    def context_dims(self) -> dict[str, int]:
+        return {m: self.width for m in self.modalities}
+
+    def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None,
+                context: Mapping[str, Tensor] | None = None) -> ModelOutput:
         mask = check_modalities("MMBT", self.modalities, inputs, mask, self.input_shapes, parameter_dtype(self))
+        context = dict(context or {})
+        unknown = sorted(set(context) - set(self.modalities))
+        if unknown:
+            raise ConfigError(f"MMBT: context for unknown modalities {unknown}; it has {self.modalities}")
         ids = zero_absent(inputs[self.text], mask[self.text]).long()
         b = ids.shape[0]
         emb = self.backbone.embeddings
-        parts = [emb.word_embeddings(ids)]
+
+        def add_context(tok: Tensor, m: str) -> Tensor:
+            return tok + context[m][:, None, :] if m in context else tok
+
+        parts = [add_context(emb.word_embeddings(ids), self.text)]
         attend = [(ids != 0) & mask[self.text][:, None]]
         segments = [torch.zeros_like(ids)]
         spans, pos = {self.text: (0, ids.shape[1])}, ids.shape[1]
         for m in self.extra:
             x = zero_absent(inputs[m], mask[m])
-            tok = self.proj[m](x if x.dim() == 3 else x[:, None, :]) + self.modality_embedding[m]
+            tok = add_context(self.proj[m](x if x.dim() == 3 else x[:, None, :]) + self.modality_embedding[m], m)
             parts.append(tok)
             attend.append(mask[m][:, None].expand(b, tok.shape[1]))
             segments.append(torch.ones(b, tok.shape[1], dtype=torch.long, device=ids.device))

@@ -9,6 +9,11 @@ sequences::
                                        (or -> prod(shape) for any other input, reshaped)
     c_0 = 0,   out_t = F(x^(t)),   c_t = out_t.fused,   t = 1..R,   y = out_R.logits
 
+A model whose inputs cannot take a sum (MMBT: token ids) declares its own injection
+point (:class:`~mmrefine.core.protocols.AcceptsContext`): ``W_m: fused_dim ->
+context_dims[m]`` and ``out_t = F(x, context={m: W_m(c_{t-1})})`` (for MMBT: added to
+modality m's token embeddings, text and extra tokens alike).
+
 For sequence models this is "added to the input tokens" of each modality (before their
 projection), the transformer-model variant of the paper (its MAG-XLNet, MIM and
 financial-data transformers receive the context at the input). ``W_m`` has no bias,
@@ -30,7 +35,7 @@ from torch import Tensor, nn
 from mmrefine.core.errors import ConfigError
 from mmrefine.core.mask import full_mask
 from mmrefine.core.output import ModelOutput
-from mmrefine.core.protocols import HasAuxiliaryLosses, check_model
+from mmrefine.core.protocols import AcceptsContext, HasAuxiliaryLosses, check_model
 from mmrefine.refine.progressive import ProgressiveInternals, back_projection
 from mmrefine.refine.wrapper import ModelWrapper
 
@@ -57,8 +62,12 @@ class InputProgressiveFusion(ModelWrapper):
         self.model, self.steps, self.iterative = model, steps, iterative
         self.input_shapes = {m: tuple(int(d) for d in input_shapes[m]) for m in model.modalities}
         self.backprojections = nn.ModuleDict()
+        self.context_dims = dict(model.context_dims) if isinstance(model, AcceptsContext) else None
         for m, shape in self.input_shapes.items():
-            width = shape[-1] if len(shape) == 2 else math.prod(shape)  # a (T, d) sequence gets d, broadcast over T
+            if self.context_dims is not None:  # the model's own injection point
+                width = int(self.context_dims[m])
+            else:
+                width = shape[-1] if len(shape) == 2 else math.prod(shape)  # a (T, d) sequence gets d, broadcast over T
             src = model.feature_dims[m] if iterative else model.fused_dim
             self.backprojections[m] = back_projection(src, width, backprojection, hidden, zero_init)
 
@@ -73,8 +82,11 @@ class InputProgressiveFusion(ModelWrapper):
         steps, step_features = [out.fused], [out.features]
         for _ in range(self.steps - 1):
             src = out.features if self.iterative else {m: out.fused for m in self.modalities}
-            x = {m: self._inject(inputs[m], self.backprojections[m](src[m]), m) for m in self.modalities}
-            out = self.model(x, mask)
+            ctx = {m: self.backprojections[m](src[m]) for m in self.modalities}
+            if self.context_dims is not None:
+                out = self.model(inputs, mask, context=ctx)
+            else:
+                out = self.model({m: self._inject(inputs[m], ctx[m], m) for m in self.modalities}, mask)
             steps.append(out.fused)
             step_features.append(out.features)
         return ModelOutput(out.logits, out.fused, out.features, ProgressiveInternals(out.fusion, tuple(step_features)), tuple(steps))

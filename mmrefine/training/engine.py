@@ -69,7 +69,8 @@ def make_trainer(
     callbacks: Sequence[Callback] = (),
 ) -> tuple[L.Trainer, AtomicCheckpoint]:
     t = cfg.trainer
-    _keep_previous_logs(stage_dir / "logs")
+    if is_primary_process():
+        _keep_previous_logs(stage_dir / "logs")
     ckpt = AtomicCheckpoint(
         dirpath=stage_dir / "checkpoints",
         filename="best-{epoch:03d}",
@@ -89,6 +90,7 @@ def make_trainer(
         max_epochs=max_epochs,
         accelerator=t.accelerator,
         devices=t.devices,
+        num_nodes=t.num_nodes,
         strategy=t.strategy,
         precision=t.precision,
         deterministic=t.deterministic,
@@ -103,6 +105,14 @@ def make_trainer(
         default_root_dir=stage_dir,
     )
     return trainer, ckpt
+
+
+def is_primary_process() -> bool:
+    """Whether this process is global rank 0 as the launchers set it before a trainer exists:
+    a plain run, a ``ddp_spawn`` parent, or the first process of the first machine of a
+    ``ddp`` run (``NODE_RANK``, ``LOCAL_RANK``, torchrun's ``RANK``). Only it locks and
+    writes the run directory; the other processes of a distributed run train beside it."""
+    return all(int(os.environ.get(k, "0") or 0) == 0 for k in ("RANK", "NODE_RANK", "LOCAL_RANK"))
 
 
 def _keep_previous_logs(log_dir: Path) -> None:
@@ -196,6 +206,8 @@ def fit(
     """
     run_dir = Path(cfg.run_dir)
     dm, task, model = prepare(cfg, datamodule)
+    if not is_primary_process():  # another process of a multi-process run: rank 0 owns the run directory
+        return _fit_stages(cfg, run_dir, dm, task, model, resume, callbacks, test)
     check_writable(run_dir)
     with RunLock(run_dir):
         stages = [run_dir / "pretrain", run_dir / "train"]
@@ -240,7 +252,8 @@ def _fit_stages(
                 raise KeyboardInterrupt("pretraining interrupted")
             if pbest.best_model_path:  # keep the best epoch by validation refiner loss, as fine-tuning does
                 load_weights(pmod, pbest.best_model_path)
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, done)
+            if is_primary_process():
+                save_file({k: v.contiguous() for k, v in model.state_dict().items()}, done)
 
     tdir = run_dir / "train"
     module = MultimodalModule(model, task, cfg.optim, "supervised", dm.schema, cfg_dict, cfg.trainer.validate_batches, signature)
@@ -257,8 +270,9 @@ def _fit_stages(
     result.val = _scalars(trainer.validate(module, datamodule=dm, verbose=False)[0])
     if test:
         result.test = _scalars(trainer.test(module, datamodule=dm, verbose=False)[0])
-    export(module.model, run_dir / "model.safetensors")
-    _write_atomic(run_dir / "metrics.json", json.dumps({"best_checkpoint": best, "val": result.val, "test": result.test}, indent=2))
+    if is_primary_process():
+        export(module.model, run_dir / "model.safetensors")
+        _write_atomic(run_dir / "metrics.json", json.dumps({"best_checkpoint": best, "val": result.val, "test": result.test}, indent=2))
     return result
 
 

@@ -71,6 +71,8 @@ class MultimodalModule(L.LightningModule):
         self.config = config or {}
         self.validate_batches = validate_batches
         self.data_signature = data_signature
+        self.train_sums: dict[str, Tensor] = {}  # this epoch's batch-size-weighted sums of the training terms
+        self.train_count = 0
         self.val_metrics = task.metrics().clone(prefix="val/")
         self.test_metrics = task.metrics().clone(prefix="test/")
 
@@ -99,10 +101,32 @@ class MultimodalModule(L.LightningModule):
         return terms, out
 
     def _log_terms(self, prefix: str, terms: dict[str, Tensor], total: Tensor, n: int) -> None:
-        on_step = prefix == "train"
-        for k, v in terms.items():
-            self.log(f"{prefix}/{k}", v.detach(), on_step=on_step, on_epoch=True, batch_size=n, sync_dist=not on_step)
-        self.log(f"{prefix}/loss", total.detach(), on_step=on_step, on_epoch=True, prog_bar=True, batch_size=n, sync_dist=not on_step)
+        """Validation: each term's epoch mean through ``self.log`` (synchronised across
+        processes). Training: the terms are summed into running totals (``train_sums``,
+        weighted by batch size) whose means are logged once per epoch as ``train/{k}_epoch``;
+        ``self.log`` is called for the step values (``train/{k}_step``) only on the steps the
+        logger writes (every ``log_every_n_steps``) or when a progress bar shows them. A
+        ``self.log`` call costs about as much as a small model's forward pass."""
+        values = {**terms, "loss": total}
+        if prefix != "train":
+            for k, v in values.items():
+                self.log(f"{prefix}/{k}", v.detach(), on_step=False, on_epoch=True, prog_bar=k == "loss", batch_size=n, sync_dist=True)
+            return
+        for k, v in values.items():
+            v = v.detach() * n
+            self.train_sums[k] = self.train_sums[k] + v if k in self.train_sums else v
+        self.train_count += n
+        trainer = self._trainer
+        if trainer is not None and (trainer.progress_bar_callback is not None or (trainer.global_step + 1) % trainer.log_every_n_steps == 0):
+            for k, v in values.items():
+                self.log(f"train/{k}_step", v.detach(), on_step=True, on_epoch=False, prog_bar=k == "loss", batch_size=n)
+
+    def on_train_epoch_start(self) -> None:
+        self.train_sums, self.train_count = {}, 0
+
+    def on_train_epoch_end(self) -> None:
+        for k, v in self.train_sums.items():
+            self.log(f"train/{k}_epoch", v / self.train_count, on_step=False, on_epoch=True, prog_bar=k == "loss")
 
     def training_step(self, batch: MultimodalBatch | dict[str, MultimodalBatch], batch_idx: int) -> Tensor:
         if isinstance(batch, dict):  # joint semi-supervised: labelled and unlabelled batches together

@@ -93,3 +93,22 @@ def test_epoch_sampler_depends_only_on_seed_and_epoch() -> None:
     assert list(s1) == list(s2)
     s2.set_epoch(6)
     assert list(s1) != list(s2) and sorted(s2) == list(range(20))
+
+
+def test_a_tensor_dataset_scans_its_values_once_and_rescans_after_a_change() -> None:
+    from mmrefine.data.batch import BatchSchema
+    from mmrefine.data.dataset import TensorMultimodalDataset
+
+    x = torch.randn(10, 3)
+    ds = TensorMultimodalDataset({"a": x, "b": torch.randn(10, 2)}, torch.zeros(10, dtype=torch.long))
+    schema = BatchSchema.from_shapes({"a": (3,), "b": (2,)})
+    batch = ds.__getitems__([0, 1, 2])
+    assert batch.finite and ds.values_finite()
+    x[4, 1] = float("nan")  # in place: the version counter moves, the dataset is scanned again
+    assert not ds.values_finite()
+    assert not ds.__getitems__([0, 1]).finite and ds.__getitems__([0, 1]).inputs["a"].isfinite().all()
+    schema.validate(ds.__getitems__([0, 1]))  # rows without NaN pass
+    with pytest.raises(BatchError, match="modality 'a': 1 present sample"):
+        schema.validate(ds.__getitems__([3, 4]))
+    absent = TensorMultimodalDataset({"a": x, "b": torch.randn(10, 2)}, None, {"a": torch.arange(10) != 4, "b": torch.ones(10, dtype=torch.bool)})
+    assert absent.values_finite()  # NaN in an absent sample does not count

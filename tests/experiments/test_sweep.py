@@ -228,3 +228,22 @@ def test_a_teacher_variant_must_exist_and_not_loop(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text("experiment: x.yaml\nvariants:\n  a: {model: {distill: {teacher: {run: b}}}}\n")
     with pytest.raises(ConfigError, match=r"run directory or \{variant: NAME\}"):
         load_sweep(tmp_path / "s.yaml")
+
+
+def test_ray_executor_runs_a_sweep_resumably_with_teachers_first(tmp_path: Path) -> None:
+    """A local Ray instance runs the sweep's runs as tasks; records land in the same
+    runs.jsonl, a second call redoes nothing, and students wait for their teacher."""
+    pytest.importorskip("ray")
+    path, out = write_distill_sweep(tmp_path), tmp_path / "out"
+    order: list[tuple[str, int]] = []
+    run_sweep(path, out, seeds=[0], epochs=1, executor="ray", on_record=lambda r: order.append((r["variant"], r["seed"])))
+    assert order[0] == ("big", 0) and sorted(order) == [("big", 0), ("kd", 0), ("msd", 0)]
+    again: list[tuple[str, int]] = []
+    records = run_sweep(path, out, seeds=[0], epochs=1, executor="ray", on_record=lambda r: again.append(r["variant"]))
+    assert again == [] and len(records) == 3
+    assert (out / "runs" / "msd" / "seed0" / "model.safetensors").is_file()
+
+
+def test_unknown_executor_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--executor must be one of local, ray"):
+        run_sweep(write_distill_sweep(tmp_path), tmp_path / "o", seeds=[0], epochs=1, executor="slurm")

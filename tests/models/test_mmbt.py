@@ -60,3 +60,31 @@ def test_mmbt_trains_on_mosi_tokens_inside_a_refiner(tmp_path: Path) -> None:
                       optim={"lr": 0.001}, trainer={"max_epochs": 1, "progress_bar": False, "num_sanity_val_steps": 0})
     res = fit(cfg)
     assert "val/refiner_text" in res.val and "val/refiner_audio" in res.val and res.test["test/acc"] > 0.5
+
+
+def test_progressive_fusion_around_mmbt_injects_into_token_embeddings(ids: torch.Tensor) -> None:
+    """Token ids cannot take a sum: Progressive Fusion adds the context to MMBT's token
+    embeddings; step 1 stays MMBT exactly after training, zero back-projections give MMBT."""
+    from mmrefine.refine import InputProgressiveFusion
+
+    torch.manual_seed(0)
+    shapes = {"text": (16,), "audio": (5,)}
+    pf = InputProgressiveFusion(MMBT(shapes, 2, freeze_layers=5, dropout=0.0), shapes, steps=2)
+    assert {m: w[-1].weight.shape for m, w in pf.backprojections.items()} == {"text": (384, 384), "audio": (384, 384)}
+    x, y = {"text": ids, "audio": torch.randn(2, 5)}, torch.tensor([0, 1])
+    opt = torch.optim.SGD([p for p in pf.parameters() if p.requires_grad], lr=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(pf(x).logits, y).backward()
+        assert all(w[-1].weight.grad is not None and w[-1].weight.grad.abs().sum() > 0 for w in pf.backprojections.values())
+        opt.step()
+    pf.eval()
+    with torch.no_grad():
+        out, base = pf(x), pf.model(x)
+        assert torch.equal(out.steps[0], base.fused) and not torch.allclose(out.steps[1], out.steps[0])
+        assert torch.equal(pf.model(x, context={"text": torch.zeros(2, 384)}).logits, base.logits)
+        for w in pf.backprojections.values():
+            torch.nn.init.zeros_(w[-1].weight)
+        assert torch.equal(pf(x).logits, base.logits)
+    with pytest.raises(ConfigError, match="unknown modalities"):
+        pf.model(x, context={"image": torch.zeros(2, 384)})

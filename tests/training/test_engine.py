@@ -183,12 +183,11 @@ def test_joint_semi_supervised_mode_uses_unlabelled_batches_for_refiner_terms_on
     assert pair["unlabelled"].labels is None and pair["labelled"].labels is not None
     assert len(dm.unlabelled_train()) + len(dm.labelled_train()) == len(dm.splits["train"])
     module = MultimodalModule(model, task, cfg.optim, "supervised", dm.schema)
-    logged: dict[str, torch.Tensor] = {}
-    module.log = lambda name, value, **kw: logged.__setitem__(name, value)  # type: ignore[method-assign]
     module._joint_step(pair)
+    logged = {f"train/{k}" for k in module.train_sums}
     unlabelled = {k for k in logged if k.startswith("train/unlabelled_")}
     assert unlabelled == {"train/unlabelled_refiner_fou", "train/unlabelled_refiner_kar"}  # no task, no MS term
-    assert {"train/task", "train/ms", "train/refiner_fou"} <= set(logged)
+    assert {"train/task", "train/ms", "train/refiner_fou"} <= logged
     joint = fit(cfg, test=False)
     ignore = fit(tiny_config(tmp_path / "i", model={"refiner": {"ms": {"weight": 0.1}}}, **over), test=False)
     steps = read_checkpoint(Path(joint.run_dir) / "train" / "checkpoints" / "last.ckpt")["global_step"]
@@ -197,3 +196,22 @@ def test_joint_semi_supervised_mode_uses_unlabelled_batches_for_refiner_terms_on
     assert any(not torch.equal(w_joint[k], w_ignore[k]) for k in w_joint if "encoders" in k)  # the unlabelled data moved them
     with pytest.raises(ConfigError, match="needs unlabelled training samples"):
         prepare(tiny_config(tmp_path / "x", model={"refiner": {"unlabelled": "joint"}}))
+
+
+def test_training_terms_are_logged_as_batch_weighted_epoch_means(tmp_path: Path) -> None:
+    """Step values are logged on the logger's steps only; each epoch's value is the
+    batch-size-weighted mean of its steps (as Lightning's own epoch reduction)."""
+    res = fit(tiny_config(tmp_path, model={"refiner": {}}, trainer={"max_epochs": 2, "log_every_n_steps": 1}), test=False)
+    logs = read_logs(Path(res.run_dir) / "train")
+    n = len(res.datamodule.labelled_train())
+    sizes = [64] * (n // 64) + ([n % 64] if n % 64 else [])
+    for epoch in (0, 1):
+        rows = logs[logs["epoch"] == epoch]
+        for k in ("loss", "task", "refiner_fou"):
+            steps = rows[f"train/{k}_step"].dropna().tolist()
+            assert len(steps) == len(sizes)
+            mean = sum(s * w for s, w in zip(steps, sizes)) / n
+            assert rows[f"train/{k}_epoch"].dropna().item() == pytest.approx(mean, rel=1e-5)
+    sparse = fit(tiny_config(tmp_path / "s", trainer={"max_epochs": 1, "log_every_n_steps": 3}), test=False)
+    steps = read_logs(Path(sparse.run_dir) / "train")["train/loss_step"].dropna()
+    assert len(steps) == len(sizes) // 3  # written on every third step only
