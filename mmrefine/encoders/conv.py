@@ -5,6 +5,11 @@ the final feature map is flattened (and optionally projected to ``out_dim``).
 Progressive Fusion's (Shankar et al.) AV-MNIST encoders are ``channels=[b, 2b, 4b, 8b]``, ``kernels=[5,3,3,3]``
 (image, 28x28) and six layers with ``kernels=[5,3,3,3,3,3]`` (112x112 spectrogram):
 ``channels`` may be given as ``width`` (b) and ``layers`` for doubling widths.
+
+``channels_last`` keeps the convolutions' weights and activations in NHWC memory
+layout: the same function (up to floating-point summation order), 1.6-1.9x faster
+per training step for the 5-layer audio LeNet on 2 CPU cores
+(``benchmarks/conv_speed.py``, ``docs/performance.md``).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class LeNetEncoder(nn.Module):
         image_shape: ``(H, W)`` of flat inputs.
         out_dim: a final linear layer to this width (None: the flattened conv output).
         global_pool: average over the remaining spatial positions instead of flattening.
+        channels_last: NHWC memory layout for the convolutions (faster on CPU; see module docstring).
     """
 
     def __init__(
@@ -45,8 +51,10 @@ class LeNetEncoder(nn.Module):
         image_shape: Sequence[int] | None = None,
         out_dim: int | None = None,
         global_pool: bool = False,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
+        self.channels_last = channels_last
         self.input_shape: tuple[int | None, ...] = tuple(input_shape)
         if channels is None:
             channels = [width * 2**i for i in range(len(kernels))]
@@ -80,8 +88,12 @@ class LeNetEncoder(nn.Module):
             raise ConfigError(f"lenet: {len(kernels)} pooling layers shrink a {shape[1:]} input to nothing")
         self.proj = nn.Linear(flat, out_dim) if out_dim is not None else None
         self.out_dim = out_dim if out_dim is not None else flat
+        if channels_last:
+            self.conv.to(memory_format=torch.channels_last)
 
     def forward(self, x: Tensor) -> Tensor:
         x = x.reshape(x.shape[0], *self.image_shape)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         h = self.conv(x).flatten(1)
         return self.proj(h) if self.proj is not None else h

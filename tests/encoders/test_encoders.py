@@ -58,3 +58,17 @@ def test_sequence_pooling_choice_matters() -> None:
     assert torch.allclose(last(x), h[:, -1]) and torch.allclose(mean(x), h.mean(1))
     with pytest.raises(ConfigError, match="pooling must be one of"):
         ENCODERS.build({"name": "gru", "pooling": "max"}, provided={"input_shape": (6, 3)})
+
+
+def test_lenet_channels_last_is_the_same_function() -> None:
+    from mmrefine.encoders.conv import LeNetEncoder
+
+    torch.manual_seed(0)
+    eager = LeNetEncoder((1, 112, 112), kernels=[5, 3, 3, 3, 3], width=6, out_dim=16)
+    fast = LeNetEncoder((1, 112, 112), kernels=[5, 3, 3, 3, 3], width=6, out_dim=16, channels_last=True)
+    fast.load_state_dict(eager.state_dict())
+    assert fast.conv[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(4, 1, 112, 112)
+    assert torch.allclose(fast(x), eager(x), atol=1e-5)
+    fast(x).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in fast.parameters())
