@@ -20,6 +20,7 @@ import tempfile
 import time
 
 import torch
+from plain_step import plain_step  # benchmarks/plain_step.py, beside this script
 
 from mmrefine.config import load_config
 from mmrefine.training.builders import build_datamodule, build_model, build_task
@@ -38,14 +39,7 @@ def plain_loop(cfg, epochs: int) -> tuple[float, int]:  # noqa: ANN001
     t0 = time.perf_counter()
     for _ in range(epochs):
         for batch in loader:
-            out = model(batch.inputs, batch.mask)
-            loss = task.loss(out.logits, batch.labels)
-            aux = getattr(model, "auxiliary_losses", None)
-            if aux is not None:
-                loss = loss + sum(aux(out, batch.mask, batch.labels).values())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            plain_step(model, task, opt, batch)
             steps += 1
     return time.perf_counter() - t0, steps
 

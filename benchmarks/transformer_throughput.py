@@ -19,6 +19,7 @@ import statistics
 import time
 
 import torch
+from plain_step import plain_step
 from torch.utils.flop_counter import FlopCounterMode
 
 from mmrefine.config import load_config
@@ -64,14 +65,7 @@ def measure(arch: dict, batch_size: int, steps: int, repeats: int) -> tuple[int,
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def step() -> None:
-        out = model(batch.inputs, batch.mask)
-        loss = task.loss(out.logits, batch.labels)
-        aux = getattr(model, "auxiliary_losses", None)
-        if aux is not None:
-            loss = loss + sum(aux(out, batch.mask, batch.labels).values())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        plain_step(model, task, opt, batch)
 
     with FlopCounterMode(display=False) as counter:
         step()
