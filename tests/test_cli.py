@@ -63,4 +63,5 @@ def test_demo_writes_table_report_and_plot(tmp_path: Path, capsys) -> None:
     assert (out / "missing_views.png").stat().st_size > 1000
     records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
     assert len(records) == 5 and set(records[0]["missing"]) == {"fou", "fac", "kar", "pix", "zer", "mor"}
-    assert "| gmu+profusion | " in report and list(records[4]["probes"]) == ["1", "2"]
+    profusion = next(r for r in records if r["variant"] == "gmu+profusion")
+    assert "| gmu+profusion | " in report and list(profusion["probes"]) == ["1", "2"]

@@ -51,7 +51,9 @@ def run_demo(
 
     wanted = seeds if seeds is not None else sweep.seeds
     jobs = jobs if jobs is not None else max(1, os.cpu_count() or 1)
-    records = [r for r in run_sweep(config, out, seeds, epochs, on_record=progress, jobs=jobs) if r["seed"] in wanted]
+    order = {name: i for i, name in enumerate(sweep.variants)}  # parallel runs finish in any order
+    records = sorted((r for r in run_sweep(config, out, seeds, epochs, on_record=progress, jobs=jobs) if r["seed"] in wanted),
+                     key=lambda r: (order.get(r["variant"], len(order)), r["seed"]))
     total = time.perf_counter() - started
     views = list(records[0].get("missing", {}))
     metric = sweep.metric
