@@ -45,16 +45,17 @@ def matmul_peak(repeats: int = 5) -> tuple[float, int]:
     return best, at
 
 
-def architectures(d: int, layers: int) -> dict[str, dict]:
+def architectures(d: int, layers: int, attn_dropout: float | None = None) -> dict[str, dict]:
     heads = 8 if d % 8 == 0 else 1
+    extra = {} if attn_dropout is None else {"attn_dropout": attn_dropout}
     return {
-        "mult": {"name": "mult", "d": d, "heads": heads, "layers": layers},
-        "ucrn": {"name": "ucrn", "d": d, "heads": heads, "layers": layers, "cross_layers": layers},
-        "early_fusion": {"name": "early_fusion_transformer", "d": d, "heads": heads, "layers": layers},
+        "mult": {"name": "mult", "d": d, "heads": heads, "layers": layers, **extra},
+        "ucrn": {"name": "ucrn", "d": d, "heads": heads, "layers": layers, "cross_layers": layers, **extra},
+        "early_fusion": {"name": "early_fusion_transformer", "d": d, "heads": heads, "layers": layers, **extra},
     }
 
 
-def measure(arch: dict, batch_size: int, steps: int, repeats: int) -> tuple[int, float, int]:
+def measure(arch: dict, batch_size: int, steps: int, repeats: int, compiled: bool = False) -> tuple[int, float, int]:
     cfg = load_config("configs/stocks_fnb.yaml", data={"data": {"sector": None, "tickers": TICKERS, "batch_size": batch_size},
                                                       "model": {"architecture": arch}})
     torch.manual_seed(0)
@@ -63,12 +64,13 @@ def measure(arch: dict, batch_size: int, steps: int, repeats: int) -> tuple[int,
     model = build_model(cfg, dm.schema, task).train()
     batch = dm.splits["train"].__getitems__(list(range(batch_size)))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    run = torch.compile(model) if compiled else model
 
     def step() -> None:
-        plain_step(model, task, opt, batch)
+        plain_step(run, task, opt, batch)
 
     with FlopCounterMode(display=False) as counter:
-        step()
+        plain_step(model, task, opt, batch)  # counted eagerly: the same arithmetic
     flops = counter.get_total_flops()
     best = float("inf")
     for _ in range(repeats):
@@ -91,6 +93,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--compile", action="store_true", help="also time each model under torch.compile")
+    ap.add_argument("--attn-dropout", type=float, nargs="+", default=[None],
+                    help="dropout on the attention weights to measure (default: each model's own, 0.1)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
@@ -98,11 +103,14 @@ def main() -> None:
     print(f"stocks windows ({', '.join(TICKERS)}: 3 x (32, 1)), batch={args.batch}, d={args.d}, layers={args.layers}, "
           f"{args.threads} thread(s)")
     print(f"matmul peak: {peak:.1f} GFLOP/s (fp32, {size}x{size})")
-    print(f"{'model':<14} {'params':>9} {'GFLOP/step':>11} {'ms/step':>9} {'GFLOP/s':>9} {'of peak':>8}")
-    for name, arch in architectures(args.d, args.layers).items():
-        flops, sec, params = measure(arch, args.batch, args.steps, args.repeats)
-        rate = flops / sec / 1e9
-        print(f"{name:<14} {params:>9,} {flops / 1e9:>11.3f} {1000 * sec:>9.1f} {rate:>9.1f} {rate / peak:>8.1%}")
+    print(f"{'model':<30} {'params':>9} {'GFLOP/step':>11} {'ms/step':>9} {'GFLOP/s':>9} {'of peak':>8}")
+    for p in args.attn_dropout:
+        for name, arch in architectures(args.d, args.layers, p).items():
+            for compiled in (False, True) if args.compile else (False,):
+                flops, sec, params = measure(arch, args.batch, args.steps, args.repeats, compiled)
+                rate = flops / sec / 1e9
+                label = name + (" compiled" if compiled else "") + ("" if p is None else f" attn_dropout={p:g}")
+                print(f"{label:<30} {params:>9,} {flops / 1e9:>11.3f} {1000 * sec:>9.1f} {rate:>9.1f} {rate / peak:>8.1%}", flush=True)
 
 
 if __name__ == "__main__":

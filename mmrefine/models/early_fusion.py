@@ -89,6 +89,9 @@ class EarlyFusionTransformer(nn.Module):
         fused: ``mean`` (masked mean of present tokens) or ``cls``.
         fused_depth: k, the layer ``L - k + 1`` whose tokens are averaged for ``mean``.
         target_pooling: how Refiner targets pool a modality's span (see the table above).
+        attn_dropout: dropout on the attention weights (None: ``dropout``). At 0 the attention
+            runs as one fused kernel; sampling a dropout mask over every (token, token) pair
+            is a quarter of a training step on CPU (``docs/performance.md``).
     """
 
     def __init__(
@@ -102,10 +105,13 @@ class EarlyFusionTransformer(nn.Module):
         fused: str = "mean",
         fused_depth: int = 1,
         target_pooling: str = "avg_last",
+        attn_dropout: float | None = None,
     ) -> None:
         super().__init__()
         if target_pooling not in POOLINGS:
             raise ConfigError(f"target_pooling must be one of {POOLINGS}, got '{target_pooling}'")
+        if attn_dropout is not None and not 0 <= attn_dropout < 1:
+            raise ConfigError(f"attn_dropout must be in [0, 1), got {attn_dropout}")
         if fused not in ("mean", "cls"):
             raise ConfigError(f"fused must be 'mean' or 'cls', got '{fused}'")
         if not 1 <= fused_depth <= layers:
@@ -121,6 +127,9 @@ class EarlyFusionTransformer(nn.Module):
         self.layers = nn.ModuleList(
             nn.TransformerEncoderLayer(d, heads, 4 * d, dropout, batch_first=True, norm_first=True) for _ in range(layers)
         )
+        if attn_dropout is not None:  # dropout on the attention weights alone (the layers' `dropout` elsewhere)
+            for layer in self.layers:
+                layer.self_attn.dropout = attn_dropout
         self.norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, out_dim)
         lengths = {m: 1 if len(s) == 1 else int(s[0]) for m, s in input_shapes.items()}

@@ -289,3 +289,15 @@ def test_progressive_fusion_iterative_ablation_around_an_architecture() -> None:
     pf = InputProgressiveFusion(ARCHS["mult"](), SEQ, steps=2, iterative=True, backprojection="mlp", hidden=8)
     assert pf.backprojections["l"][0].in_features == pf.model.feature_dims["l"]  # each modality's own previous feature
     train_steps(pf, seq_inputs(), torch.tensor([0, 1, 2, 0]), steps=2)
+
+
+def test_early_fusion_attention_dropout_is_set_apart_from_the_other_dropout() -> None:
+    torch.manual_seed(0)
+    x = seq_inputs()
+    quiet = EarlyFusionTransformer(SEQ, 3, d=8, heads=2, layers=2, dropout=0.0, attn_dropout=0.0).train()
+    assert torch.equal(quiet(x).logits, quiet(x).logits)  # no dropout anywhere, even in training mode
+    noisy = EarlyFusionTransformer(SEQ, 3, d=8, heads=2, layers=2, dropout=0.0, attn_dropout=0.5).train()
+    assert not torch.equal(noisy(x).logits, noisy(x).logits)  # dropout on the attention weights only
+    assert all(layer.self_attn.dropout == 0.1 for layer in EarlyFusionTransformer(SEQ, 3, d=8, heads=2).layers)  # default: `dropout`
+    with pytest.raises(ConfigError, match="attn_dropout"):
+        EarlyFusionTransformer(SEQ, 3, d=8, heads=2, attn_dropout=1.0)
