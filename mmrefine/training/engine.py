@@ -110,9 +110,26 @@ def make_trainer(
 def is_primary_process() -> bool:
     """Whether this process is global rank 0 as the launchers set it before a trainer exists:
     a plain run, a ``ddp_spawn`` parent, or the first process of the first machine of a
-    ``ddp`` run (``NODE_RANK``, ``LOCAL_RANK``, torchrun's ``RANK``). Only it locks and
-    writes the run directory; the other processes of a distributed run train beside it."""
-    return all(int(os.environ.get(k, "0") or 0) == 0 for k in ("RANK", "NODE_RANK", "LOCAL_RANK"))
+    ``ddp`` run (``NODE_RANK``, ``LOCAL_RANK``, torchrun's ``RANK``, SLURM's ``SLURM_PROCID``).
+    Only it locks and writes the run directory; the other processes of a distributed run
+    train beside it."""
+    return all(int(os.environ.get(k, "0") or 0) == 0 for k in RANK_VARIABLES)
+
+
+RANK_VARIABLES = ("RANK", "NODE_RANK", "LOCAL_RANK", "SLURM_PROCID")
+
+
+def _check_distributed(cfg: ExperimentConfig) -> None:
+    """A process told by its environment that it is not rank 0 must belong to a multi-process
+    run: otherwise it would train and write nothing (a stray ``LOCAL_RANK``, say)."""
+    t = cfg.trainer
+    if t.num_nodes == 1 and str(t.devices) == "1":  # ("auto" may mean several accelerators: not checked)
+        ranks = {k: os.environ[k] for k in RANK_VARIABLES if os.environ.get(k, "0") not in ("", "0")}
+        raise ConfigError(f"the environment gives this process rank {ranks}, but the config describes one process "
+                          "(trainer.num_nodes=1, one device): unset those variables, or set trainer.num_nodes / "
+                          "trainer.devices for a distributed run")
+    log.info("rank %s of a distributed run: rank 0 writes %s", {k: os.environ.get(k) for k in RANK_VARIABLES if k in os.environ},
+             cfg.run_dir)
 
 
 def _keep_previous_logs(log_dir: Path) -> None:
@@ -207,6 +224,7 @@ def fit(
     run_dir = Path(cfg.run_dir)
     dm, task, model = prepare(cfg, datamodule)
     if not is_primary_process():  # another process of a multi-process run: rank 0 owns the run directory
+        _check_distributed(cfg)
         return _fit_stages(cfg, run_dir, dm, task, model, resume, callbacks, test)
     check_writable(run_dir)
     with RunLock(run_dir):

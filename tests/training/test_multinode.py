@@ -52,3 +52,18 @@ def test_two_node_ddp_run_on_one_machine(tmp_path: Path) -> None:
     per_node = math.ceil(len(dm.labelled_train()) / 2)  # the distributed sampler gives each node half the samples
     assert ckpt["global_step"] == 2 * math.ceil(per_node / 32), ckpt["global_step"]  # 2 epochs
     assert not read_logs(run / "train").empty
+
+
+def test_a_stray_rank_variable_on_a_single_process_run_is_refused(tmp_path: Path, monkeypatch) -> None:
+    """A process told it is rank 1 would train and write nothing: with a one-process
+    config that is a configuration error, said before anything runs."""
+    import pytest
+
+    from mmrefine.core.errors import ConfigError
+    from mmrefine.training.engine import fit
+    from tests.conftest import tiny_config
+
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(ConfigError, match="rank .*LOCAL_RANK.* one process"):
+        fit(tiny_config(tmp_path))
+    assert not (tmp_path / "run" / "metrics.json").exists()
