@@ -20,6 +20,7 @@ import statistics
 import time
 
 import torch
+from plain_step import plain_step  # benchmarks/plain_step.py, beside this script
 
 from mmrefine.config import load_config
 from mmrefine.training.builders import build_model
@@ -41,19 +42,13 @@ def build(channels_last: bool, compile_model: bool) -> tuple[torch.nn.Module, ob
 
 
 def make_step(model: torch.nn.Module, task, batch: int):  # noqa: ANN001, ANN201
+    from mmrefine.data.batch import MultimodalBatch
+
     g = torch.Generator().manual_seed(0)
     x = {m: torch.rand(batch, *s, generator=g) for m, s in SHAPES.items()}
-    mask = {m: torch.ones(batch, dtype=torch.bool) for m in SHAPES}
-    y = torch.randint(0, 10, (batch,), generator=g)
+    data = MultimodalBatch(x, {m: torch.ones(batch, dtype=torch.bool) for m in SHAPES}, torch.randint(0, 10, (batch,), generator=g))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-
-    def step() -> None:
-        loss = task.loss(model(x, mask).logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return step
+    return lambda: plain_step(model, task, opt, data)
 
 
 def median_time(step, steps: int) -> float:  # noqa: ANN001

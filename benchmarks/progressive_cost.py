@@ -23,7 +23,6 @@ from torch.utils.flop_counter import FlopCounterMode
 from mmrefine.config import load_config
 from mmrefine.training.builders import build_datamodule, build_model, build_task
 
-MOSI_TRANSFORMER = {"trainer": {"monitor": "val/task", "mode": "min"}}
 # (experiment file, overrides, Progressive Fusion's extra keys): the settings of the reproduction sweeps
 SETUPS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "gmu": ("configs/mfeat.yaml", {"model": {"fusion": {"name": "gmu", "out_dim": 128}}}, {"inject_at": "net.2"}),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mmrefine.core.errors import MMRefineError
+from mmrefine.experiments.executors import EXECUTORS
 
 
 def _common(p: argparse.ArgumentParser, config_required: bool = True) -> None:
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+")
     p.add_argument("--epochs", type=int)
     p.add_argument("--jobs", type=int, default=1, help="runs at once, in separate processes sharing the CPU threads (default 1)")
-    p.add_argument("--executor", choices=["local", "ray"], default="local",
+    p.add_argument("--executor", choices=list(EXECUTORS), default="local",
                    help="local processes (default), or tasks on a Ray cluster (pip install -e '.[ray]')")
     p.add_argument("--address", help="Ray cluster to join ('auto' or HOST:PORT; default: start a local one)")
     p.add_argument("--cpus-per-run", type=int, default=1, help="CPUs (torch threads) each run asks of Ray (default 1)")

@@ -48,6 +48,7 @@ class TensorMultimodalDataset(Dataset):
             if mask is None
             else {m: mask[m].bool() for m in self.inputs}
         )
+        self._finite, self._finite_key = False, None  # values_finite(): result, and the tensors it was for
 
     @property
     def modalities(self) -> list[str]:
@@ -78,7 +79,7 @@ class TensorMultimodalDataset(Dataset):
         by :meth:`~mmrefine.data.batch.BatchSchema.validate`, which names the culprit."""
         tensors = [*self.inputs.values(), *self.mask.values(), *([] if self.labels is None else [self.labels])]
         key = tuple((id(t), t._version) for t in tensors)
-        if getattr(self, "_finite_key", None) != key:
+        if self._finite_key != key:
             ok = all(_finite_rows(x, self.mask[m]) for m, x in self.inputs.items())
             ok = ok and (self.labels is None or _finite_rows(self.labels, None))
             self._finite, self._finite_key = ok, key

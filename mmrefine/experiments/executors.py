@@ -26,8 +26,6 @@ from typing import Any, Callable, Iterable
 
 from mmrefine.core.errors import ConfigError
 
-EXECUTORS = ("local", "ray")
-
 
 def _worker_init(threads: int, parent: int) -> None:
     """Thread budget of a local sweep worker, and a watchdog that ends it when its parent is gone."""
@@ -68,9 +66,7 @@ class ProcessExecutor:
         return handle.result()
 
     def close(self, pending: Iterable[Any]) -> None:
-        for f in pending:
-            f.cancel()
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)  # cancels every run not yet started
 
 
 def _threaded(fn: Callable[..., Any], threads: int, *args: Any) -> Any:
@@ -116,9 +112,13 @@ class RayExecutor:
             self.ray.shutdown()
 
 
+EXECUTORS: dict[str, Callable[[int, str | None, int], ProcessExecutor | RayExecutor]] = {
+    "local": lambda jobs, address, cpus_per_run: ProcessExecutor(jobs),
+    "ray": lambda jobs, address, cpus_per_run: RayExecutor(address, cpus_per_run),
+}
+
+
 def make_executor(kind: str, jobs: int, address: str | None = None, cpus_per_run: int = 1) -> ProcessExecutor | RayExecutor:
     if kind not in EXECUTORS:
         raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, got '{kind}'")
-    if kind == "ray":
-        return RayExecutor(address, cpus_per_run)
-    return ProcessExecutor(jobs)
+    return EXECUTORS[kind](jobs, address, cpus_per_run)

@@ -255,6 +255,7 @@ def _fit_stages(
 ) -> FitResult:
     cfg_dict = to_dict(cfg)
     signature = data_signature(cfg)
+    primary = is_primary_process()  # only rank 0 writes the run directory
     if cfg.pretrain.epochs > 0:
         pdir = run_dir / "pretrain"
         done = pdir / "model.safetensors"
@@ -270,7 +271,7 @@ def _fit_stages(
                 raise KeyboardInterrupt("pretraining interrupted")
             if pbest.best_model_path:  # keep the best epoch by validation refiner loss, as fine-tuning does
                 load_weights(pmod, pbest.best_model_path)
-            if is_primary_process():
+            if primary:
                 save_file({k: v.contiguous() for k, v in model.state_dict().items()}, done)
 
     tdir = run_dir / "train"
@@ -288,7 +289,7 @@ def _fit_stages(
     result.val = _scalars(trainer.validate(module, datamodule=dm, verbose=False)[0])
     if test:
         result.test = _scalars(trainer.test(module, datamodule=dm, verbose=False)[0])
-    if is_primary_process():
+    if primary:
         export(module.model, run_dir / "model.safetensors")
         _write_atomic(run_dir / "metrics.json", json.dumps({"best_checkpoint": best, "val": result.val, "test": result.test}, indent=2))
     return result
