@@ -51,6 +51,21 @@ def progressive_mult() -> torch.nn.Module:
     return InputProgressiveFusion(architecture("mult"), MOSEI, steps=2)
 
 
+def sweep_variant(sweep: str, variant: str, shapes: dict, out_dim: int) -> torch.nn.Module:
+    """A variant of a sweep in configs/reproduction/, as the sweep builds it (distillation aside)."""
+    from mmrefine.config import load_config
+    from mmrefine.data.batch import BatchSchema
+    from mmrefine.experiments.sweep import load_sweep
+    from mmrefine.training.builders import build_model
+    from mmrefine.training.tasks import TASKS
+
+    path = CONFIGS.parent / "reproduction" / f"{sweep}.yaml"
+    spec = load_sweep(path)
+    cfg = load_config(path.parent / spec.experiment, data=spec.variants[variant])
+    task = TASKS.build({"name": "classification"}, provided={"num_outputs": out_dim})
+    return build_model(cfg, BatchSchema.from_shapes(shapes), task)
+
+
 def main() -> None:
     bert = mmbt()
     rows = [
@@ -64,6 +79,10 @@ def main() -> None:
         ("MMBT on MiniLM (configs/mmbt_mosi.yaml; 48 text tokens + audio + video; 2 classes)", count(bert), "-"),
         ("  of which trainable (freeze_layers 3)", sum(p.numel() for p in bert.parameters() if p.requires_grad), "-"),
         ("Progressive Fusion around MulT (mult_paper.yaml, R = 2, linear)", count(progressive_mult()), "-"),
+        ("MSD teacher on MOSI (msd_mosi.yaml: MulT, width 30, 2 layers)", count(sweep_variant("msd_mosi", "teacher", MOSI, 2)), "-"),
+        ("MSD student on MOSI (msd_mosi.yaml: GMU late fusion)", count(sweep_variant("msd_mosi", "student", MOSI, 2)), "-"),
+        ("MSD teacher on AV-MNIST (msd_avmnist.yaml: late fusion)", count(sweep_variant("msd_avmnist", "teacher", AVMNIST, 10)), "-"),
+        ("MSD student on AV-MNIST (msd_avmnist.yaml: MLP encoders)", count(sweep_variant("msd_avmnist", "student", AVMNIST, 10)), "-"),
     ]
     w = max(len(r[0]) for r in rows)
     print(f"{'model':<{w}} {'parameters':>12}  published")

@@ -7,7 +7,7 @@ Progressive Fusion's (Shankar et al.) AV-MNIST encoders are ``channels=[b, 2b, 4
 ``channels`` may be given as ``width`` (b) and ``layers`` for doubling widths.
 
 ``channels_last`` keeps the convolutions' weights and activations in NHWC memory
-layout: the same function (up to floating-point summation order), 1.6-1.9x faster
+layout: the same function (up to floating-point summation order), 1.8-2.1x faster
 per training step for the 5-layer audio LeNet on 2 CPU cores
 (``benchmarks/conv_speed.py``, ``docs/performance.md``).
 """
