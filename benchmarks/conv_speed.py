@@ -1,16 +1,18 @@
-"""Training-step speed of the AV-MNIST late-fusion model with the papers' 5-layer audio LeNet,
-under the levers that might speed a CPU conv net up.
+"""Training-step speed of AV-MNIST late fusion with the papers' LeNet encoders, under the
+levers that might speed a CPU conv net up.
 
-The model of ``configs/avmnist.yaml`` with ``model.encoders.audio`` set to the papers' LeNet
-(kernels 5, 3, 3, 3, 3; width 6), as MultiBench's late-fusion script builds it. One
-training step (forward, backward, AdamW) on a fixed batch of AV-MNIST-shaped inputs
-(image 1x28x28, spectrogram 1x112x112), timed as the best of ``--repeats`` medians of
-``--steps`` steps (variants interleaved, after two untimed steps each), for:
-eager (the default), channels-last memory format (the encoders' ``channels_last: true``), ``torch.compile`` (inductor; compile time
-reported apart), both, and batch sizes 40 (MultiBench's) and 128 (ours). Prints
-milliseconds per sample and the speed-up over eager at the same batch size.
+The model of ``configs/avmnist_multibench_lenet.yaml``: image LeNet (kernels 5, 3, 3, 3), audio
+LeNet (kernels 5, 3, 3, 3, 3, 3; six layers, as in Progressive Fusion's appendix and MultiBench's
+``LeNet(1, 6, 5)``), width 6 doubling, concatenation and an MLP 240 -> 100 -> 10; with MultiBench's
+BatchNorm after each convolution (``bn``) and without it (``nobn``, the blocks as the paper
+describes them). One training step (forward, backward, AdamW) on a fixed batch of AV-MNIST-shaped
+inputs (image 1x28x28, spectrogram 1x112x112), timed as the best of ``--repeats`` medians of
+``--steps`` steps (variants interleaved, after two untimed steps each), for: eager (the default),
+channels-last memory format (the encoders' ``channels_last: true``), ``torch.compile`` (inductor;
+compile time reported apart), both; batch sizes 40 (MultiBench's) and 128 (ours). Prints
+milliseconds per sample and the speed-up over eager with the same BatchNorm setting and batch size.
 
-    python benchmarks/conv_speed.py [--steps 10] [--threads 2]
+    python benchmarks/conv_speed.py [--steps 10] [--threads 2] [--batches 40 128] [--no-compile]
 """
 
 from __future__ import annotations
@@ -26,15 +28,15 @@ from mmrefine.config import load_config
 from mmrefine.training.builders import build_model
 from mmrefine.training.tasks import TASKS
 
-LENET_AUDIO = {"name": "lenet", "kernels": [5, 3, 3, 3, 3], "width": 6, "out_dim": 64}
+CONFIG = "configs/avmnist_multibench_lenet.yaml"
 SHAPES = {"image": (1, 28, 28), "audio": (1, 112, 112)}
 
 
-def build(channels_last: bool, compile_model: bool) -> tuple[torch.nn.Module, object]:
+def build(batch_norm: bool, channels_last: bool, compile_model: bool) -> tuple[torch.nn.Module, object]:
     from mmrefine.data.batch import BatchSchema
 
-    cfg = load_config("configs/avmnist.yaml", data={"model": {"encoders": {
-        "audio": {**LENET_AUDIO, "channels_last": channels_last}, "image": {"channels_last": channels_last}}}})
+    enc = {"channels_last": channels_last, "batch_norm": batch_norm}
+    cfg = load_config(CONFIG, data={"model": {"encoders": {"audio": enc, "image": enc}}})
     task = TASKS.build({"name": "classification"}, provided={"num_outputs": 10})
     torch.manual_seed(0)
     model = build_model(cfg, BatchSchema.from_shapes(SHAPES), task).train()
@@ -69,15 +71,18 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--batches", type=int, nargs="+", default=[40, 128])
+    ap.add_argument("--no-compile", action="store_true", help="leave out the torch.compile variants")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"AV-MNIST late fusion, 5-layer audio LeNet, training step, {args.threads} thread(s), "
+    print(f"AV-MNIST late fusion, the papers' LeNets (audio: 6 layers), training step, {args.threads} thread(s), "
           f"best of {args.repeats} medians of {args.steps} steps, variants interleaved")
-    print(f"{'batch':>5} {'variant':<22} {'ms/sample':>10} {'speed-up':>9} {'first step s':>13}")
+    print(f"{'batch':>5} {'variant':<27} {'ms/sample':>10} {'speed-up':>9} {'first step s':>13}")
+    variants = [(f"{'bn' if bn else 'nobn'} {name}", bn, cl, comp) for bn in (True, False) for name, cl, comp in VARIANTS
+                if not (comp and args.no_compile)]
     for batch in args.batches:
         steps, first = {}, {}
-        for name, cl, comp in VARIANTS:
-            model, task = build(cl, comp)
+        for name, bn, cl, comp in variants:
+            model, task = build(bn, cl, comp)
             steps[name] = make_step(model, task, batch)
             t0 = time.perf_counter()
             steps[name]()  # a compiled model compiles here
@@ -88,7 +93,8 @@ def main() -> None:
             for name, step in steps.items():
                 best[name] = min(best[name], median_time(step, args.steps))
         for name in steps:
-            print(f"{batch:>5} {name:<22} {1000 * best[name] / batch:>10.3f} {best['eager'] / best[name]:>9.2f} "
+            eager = best[name.split()[0] + " eager"]
+            print(f"{batch:>5} {name:<27} {1000 * best[name] / batch:>10.3f} {eager / best[name]:>9.2f} "
                   f"{first[name]:>13.1f}", flush=True)
 
 

@@ -12,7 +12,7 @@ construction: the deviation from 1 shows the measurement noise.
     python benchmarks/refiner_overhead.py [--fusion gmu] [--batch 64] [--steps 200]
     python benchmarks/refiner_overhead.py --config configs/avmnist.yaml --fusion config \
         --set "model.encoders.audio={name: lenet, kernels: [5, 3, 3, 3, 3], width: 6, out_dim: 64}" \
-        --batch 128 --steps 10 --repeats 3          # a CNN-sized model (the papers' 5-layer audio LeNet)
+        --batch 128 --steps 10 --repeats 3          # a CNN-sized model (a 5-layer audio LeNet)
 """
 
 from __future__ import annotations

@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("name", choices=["avmnist"])
     d.add_argument("out", help="folder to write")
     d.add_argument("--layout", choices=["multibench"], default="multibench",
-                   help="multibench: img_/aud_{train,test}.npy and {train,test}_labels.npy")
+                   help="multibench: img_/aud_{train,test}.npy, {train,test}_labels.npy, and image/, audio/{train,test}_data.npy "
+                        "as MultiBench's loader opens them")
     d.add_argument("--data-root", help="default: ../shared/data or $MMREFINE_DATA")
     d.add_argument("--cache-dir", help="default: $MMREFINE_CACHE or ~/.cache/mmrefine")
     d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe setting, as for data build")

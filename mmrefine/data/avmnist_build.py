@@ -350,13 +350,28 @@ def build_from_cli(data_root: str | None, cache_dir: str | None, settings: list[
             "key": meta["key"], "content_sha256": meta["content_sha256"]}
 
 
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """``dst`` becomes a hard link to ``src`` (a copy where the file system refuses links)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.part")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    tmp.replace(dst)
+
+
 def export_multibench(data_root: str | None, out: str | Path, cache_dir: str | None = None, settings: list[str] | None = None) -> dict:
-    """Write the built AV-MNIST in the widely used ``.npy`` layout that MultiBench's
-    loader (and ``avmnist_npy``) reads: ``img_{train,test}.npy`` ``(N, 784)`` float32
-    on the 0-255 scale, ``aud_{train,test}.npy`` ``(N, 112, 112)`` uint8,
-    ``{train,test}_labels.npy`` int64. The training files hold our training rows then
-    our validation rows, so "the last ``val`` training samples" is our validation
-    split; a peer trained on these files sees exactly our data."""
+    """Write the built AV-MNIST in the widely used ``.npy`` layout (read by
+    ``avmnist_npy``): ``img_{train,test}.npy`` ``(N, 784)`` float32 on the 0-255 scale,
+    ``aud_{train,test}.npy`` ``(N, 112, 112)`` uint8, ``{train,test}_labels.npy``
+    int64; and the same image and audio files, hard-linked (copied where links are
+    impossible), under the names MultiBench's ``get_dataloader`` opens:
+    ``image/{train,test}_data.npy`` and ``audio/{train,test}_data.npy``. The training
+    files hold our training rows then our validation rows, so "the last ``val``
+    training samples" is our validation split; a peer trained on these files sees
+    exactly our data."""
     folder, meta = build(require_data_root(data_root, "avmnist"), recipe_from_settings(settings or []), cache_dir)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -372,5 +387,7 @@ def export_multibench(data_root: str | None, out: str | Path, cache_dir: str | N
             with tmp.open("wb") as f:
                 np.save(f, arr)
             tmp.replace(out / name)
+        for modality, short in (("image", "img"), ("audio", "aud")):
+            _link_or_copy(out / f"{short}_{split}.npy", out / modality / f"{split}_data.npy")
     return {"folder": str(out), "train": n_train, "val (last training rows)": meta["sizes"]["val"], "test": meta["sizes"]["test"],
             "source": str(folder)}

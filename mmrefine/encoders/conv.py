@@ -1,14 +1,18 @@
 """LeNet-style 2-D convolutional encoder (AV-MNIST image and audio encoders).
 
 Layer i: ``Conv2d(c_{i-1}, c_i, k_i, padding=k_i // 2) -> ReLU -> MaxPool(pool)``;
-the final feature map is flattened (and optionally projected to ``out_dim``).
+with ``batch_norm`` the block is ``Conv2d(..., bias=False) -> BatchNorm2d(c_i) -> ReLU ->
+MaxPool(pool)``, MultiBench's LeNet. (The modules apply the max-pool before the ReLU:
+the same values and gradients, less work.) The final feature map is flattened (or averaged over
+its positions with ``global_pool``) and optionally projected to ``out_dim``.
 Progressive Fusion's (Shankar et al.) AV-MNIST encoders are ``channels=[b, 2b, 4b, 8b]``, ``kernels=[5,3,3,3]``
 (image, 28x28) and six layers with ``kernels=[5,3,3,3,3,3]`` (112x112 spectrogram):
 ``channels`` may be given as ``width`` (b) and ``layers`` for doubling widths.
 
 ``channels_last`` keeps the convolutions' weights and activations in NHWC memory
-layout: the same function (up to floating-point summation order), 1.8-2.1x faster
-per training step for the 5-layer audio LeNet on 2 CPU cores
+layout: the same function (up to floating-point summation order), 1.6-1.7x faster
+per training step for the papers' AV-MNIST LeNets on 2 CPU cores, but *slower*
+(0.74x at batch 40) with ``batch_norm``, whose NHWC kernel is slow on few channels
 (``benchmarks/conv_speed.py``, ``docs/performance.md``).
 """
 
@@ -39,6 +43,7 @@ class LeNetEncoder(nn.Module):
         out_dim: a final linear layer to this width (None: the flattened conv output).
         global_pool: average over the remaining spatial positions instead of flattening.
         channels_last: NHWC memory layout for the convolutions (faster on CPU; see module docstring).
+        batch_norm: a BatchNorm2d after each (bias-free) convolution, as in MultiBench's LeNet.
     """
 
     def __init__(
@@ -52,6 +57,7 @@ class LeNetEncoder(nn.Module):
         out_dim: int | None = None,
         global_pool: bool = False,
         channels_last: bool = False,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         self.channels_last = channels_last
@@ -74,14 +80,21 @@ class LeNetEncoder(nn.Module):
         layers: list[nn.Module] = []
         c_in = shape[0]
         for c, k in zip(channels, kernels):
-            layers += [nn.Conv2d(c_in, c, k, padding=k // 2), nn.ReLU(), nn.MaxPool2d(pool)]
+            if batch_norm:
+                layers += [nn.Conv2d(c_in, c, k, padding=k // 2, bias=False), nn.BatchNorm2d(c)]
+            else:
+                layers.append(nn.Conv2d(c_in, c, k, padding=k // 2))
+            # max-pool before ReLU: the same function (ReLU is monotone, so it commutes with a max),
+            # with the ReLU and its backward on a quarter of the values
+            layers += [nn.MaxPool2d(pool), nn.ReLU()]
             c_in = c
         if global_pool:
             layers.append(nn.AdaptiveAvgPool2d(1))
         self.conv = nn.Sequential(*layers)
         try:
             with torch.no_grad():
-                flat = self.conv(torch.zeros(1, *shape)).numel()
+                flat = self.conv.eval()(torch.zeros(1, *shape)).numel()
+            self.conv.train()
         except RuntimeError:
             flat = 0
         if flat == 0:

@@ -259,3 +259,7 @@ def test_export_to_the_multibench_layout_round_trips_through_the_npy_loader(tmp_
         assert torch.allclose(theirs[split].inputs["image"], ours[split].inputs["image"].reshape(len(ours[split]), -1), atol=1e-6)
         assert torch.equal(theirs[split].inputs["audio"], decode(ours[split].inputs["audio"]).reshape(len(ours[split]), 112, 112))
         assert torch.equal(theirs[split].labels, ours[split].labels)
+    # the names MultiBench's get_dataloader opens hold the same arrays
+    for split in ("train", "test"):
+        assert np.array_equal(np.load(out / "image" / f"{split}_data.npy"), np.load(out / f"img_{split}.npy"))
+        assert np.array_equal(np.load(out / "audio" / f"{split}_data.npy"), np.load(out / f"aud_{split}.npy"))

@@ -30,7 +30,7 @@ def test_encoder_shapes_and_gradients(spec, input_shape, out_dim) -> None:
         _all_params_get_grad(enc, out)
 
 
-def test_lenet_expresses_seed004_avmnist_encoders() -> None:
+def test_lenet_expresses_progressive_fusion_avmnist_encoders() -> None:
     # image: 4 conv layers, kernels 5,3,3,3, max-pool 2 each, channels doubling
     img = LeNetEncoder((784,), kernels=[5, 3, 3, 3], width=6)
     assert [m.kernel_size[0] for m in img.conv if isinstance(m, torch.nn.Conv2d)] == [5, 3, 3, 3]
@@ -72,3 +72,42 @@ def test_lenet_channels_last_is_the_same_function() -> None:
     assert torch.allclose(fast(x), eager(x), atol=1e-5)
     fast(x).sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in fast.parameters())
+
+
+def test_lenet_batch_norm_blocks_are_multibench_lenet() -> None:
+    from mmrefine.encoders.conv import LeNetEncoder
+
+    torch.manual_seed(0)
+    enc = LeNetEncoder((1, 28, 28), kernels=[5, 3, 3, 3], width=6, batch_norm=True)
+    convs = [m for m in enc.conv if isinstance(m, torch.nn.Conv2d)]
+    norms = [m for m in enc.conv if isinstance(m, torch.nn.BatchNorm2d)]
+    assert [c.bias for c in convs] == [None] * 4 and [n.num_features for n in norms] == [6, 12, 24, 48]
+    assert enc.training and enc.out_dim == 48
+    # block = conv -> BN (batch statistics in training) -> ReLU -> max-pool, by hand
+    x = torch.randn(8, 1, 28, 28)
+    h = x
+    for c in convs:
+        h = torch.nn.functional.conv2d(h, c.weight, padding=c.padding)
+        h = (h - h.mean((0, 2, 3), keepdim=True)) / torch.sqrt(h.var((0, 2, 3), unbiased=False, keepdim=True) + 1e-5)
+        h = torch.nn.functional.max_pool2d(torch.relu(h), 2)
+    assert torch.allclose(enc(x), h.flatten(1), atol=1e-4)
+    fast = LeNetEncoder((1, 28, 28), kernels=[5, 3, 3, 3], width=6, batch_norm=True, channels_last=True)
+    fast.load_state_dict(enc.state_dict())
+    assert torch.allclose(fast(x), enc(x), atol=1e-4)
+    enc(x).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.parameters())
+
+
+def test_lenet_pools_before_relu_with_the_same_values_and_gradients() -> None:
+    from mmrefine.encoders.conv import LeNetEncoder
+
+    torch.manual_seed(0)
+    enc = LeNetEncoder((1, 28, 28), kernels=[5, 3], width=4)
+    x = torch.randn(3, 1, 28, 28, requires_grad=True)
+    h = x
+    for conv in [m for m in enc.conv if isinstance(m, torch.nn.Conv2d)]:
+        h = torch.nn.functional.max_pool2d(torch.relu(conv(h)), 2)  # the textbook order
+    ref = torch.autograd.grad(h.pow(2).sum(), [x, *enc.parameters()])
+    got = torch.autograd.grad(enc(x).pow(2).sum(), [x, *enc.parameters()])
+    assert torch.equal(enc(x), h.flatten(1))
+    assert all(torch.equal(a, b) for a, b in zip(ref, got))
