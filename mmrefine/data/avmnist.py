@@ -78,7 +78,7 @@ class AVMNISTNpyDataModule(MultimodalDataModule):
             parts[split] = (
                 torch.as_tensor(np.asarray(img, dtype=np.float32) / 255.0),
                 torch.as_tensor(np.asarray(aud, dtype=np.float32) / 255.0),
-                torch.as_tensor(np.asarray(lab[: len(img)], dtype=np.int64)),
+                torch.from_numpy(np.array(lab[: len(img)], dtype=np.int64)),  # a copy: the file may be mapped read-only
             )
         n = len(parts["train"][0])
         if not 0 < self.val_size < n:
