@@ -77,7 +77,7 @@ def main() -> None:
     print(f"AV-MNIST late fusion, the papers' LeNets (audio: 6 layers), training step, {args.threads} thread(s), "
           f"best of {args.repeats} medians of {args.steps} steps, variants interleaved")
     print(f"{'batch':>5} {'variant':<27} {'ms/sample':>10} {'speed-up':>9} {'first step s':>13}")
-    variants = [(f"{'bn' if bn else 'nobn'} {name}", bn, cl, comp) for bn in (True, False) for name, cl, comp in VARIANTS
+    variants = [(("bn" if bn else "nobn", name), bn, cl, comp) for bn in (True, False) for name, cl, comp in VARIANTS
                 if not (comp and args.no_compile)]
     for batch in args.batches:
         steps, first = {}, {}
@@ -93,9 +93,9 @@ def main() -> None:
             for name, step in steps.items():
                 best[name] = min(best[name], median_time(step, args.steps))
         for name in steps:
-            eager = best[name.split()[0] + " eager"]
-            print(f"{batch:>5} {name:<27} {1000 * best[name] / batch:>10.3f} {eager / best[name]:>9.2f} "
-                  f"{first[name]:>13.1f}", flush=True)
+            norm, variant = name
+            print(f"{batch:>5} {norm + ' ' + variant:<27} {1000 * best[name] / batch:>10.3f} "
+                  f"{best[norm, 'eager'] / best[name]:>9.2f} {first[name]:>13.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -75,8 +75,6 @@ def test_lenet_channels_last_is_the_same_function() -> None:
 
 
 def test_lenet_batch_norm_blocks_are_multibench_lenet() -> None:
-    from mmrefine.encoders.conv import LeNetEncoder
-
     torch.manual_seed(0)
     enc = LeNetEncoder((1, 28, 28), kernels=[5, 3, 3, 3], width=6, batch_norm=True)
     convs = [m for m in enc.conv if isinstance(m, torch.nn.Conv2d)]
@@ -99,8 +97,6 @@ def test_lenet_batch_norm_blocks_are_multibench_lenet() -> None:
 
 
 def test_lenet_pools_before_relu_with_the_same_values_and_gradients() -> None:
-    from mmrefine.encoders.conv import LeNetEncoder
-
     torch.manual_seed(0)
     enc = LeNetEncoder((1, 28, 28), kernels=[5, 3], width=4)
     x = torch.randn(3, 1, 28, 28, requires_grad=True)
