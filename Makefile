@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mmrefine-installed
 DATA_ROOT ?= ../shared/data
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint clean peers
 
 install: $(STAMP)
 
@@ -25,6 +25,16 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check mmrefine tests benchmarks
+
+# AutoGluon, the peer benchmarks/tables_suite.py compares with, in its own environment
+# (it pins an older pandas than constraints.txt); the suite finds .venv-peers/bin/python.
+peers: .venv-peers/.installed
+
+.venv-peers/.installed: constraints-peers.txt
+	test -x .venv-peers/bin/python || $(PYTHON) -m venv .venv-peers
+	.venv-peers/bin/python -m pip install --quiet torch==2.13.0
+	.venv-peers/bin/python -m pip install --quiet -c constraints-peers.txt "autogluon.tabular[lightgbm,catboost,xgboost]"
+	touch $@
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache

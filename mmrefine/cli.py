@@ -11,9 +11,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-from mmrefine.core.errors import MMRefineError
+from mmrefine.core.errors import ConfigError, MMRefineError
 from mmrefine.experiments.executors import EXECUTORS
 
 
@@ -50,8 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--label", help="label column")
     t.add_argument("--column-types", help="JSON: {column: text|categorical|numerical} or the Multimodal-Toolkit column_info form")
     t.add_argument("--test", help="test table: its metrics are printed and written to RUN_DIR/test_metrics.json")
-    t.add_argument("--fusion", default="gating", help="fusion module or combiner (default: gating)")
-    t.add_argument("--refiner", action="store_true", help="train with the Refiner (pretrains on rows without a label)")
+    t.add_argument("--preset", default="best", choices=["best", "fast"],
+                   help="best: network + gradient boosting + linear model, bagged and ensembled (default); fast: the network alone")
+    t.add_argument("--eval-metric", help="the metric you are judged by (f1, f1_macro, roc_auc, pr_auc, accuracy, rmse, ...)")
+    t.add_argument("--time-limit", type=float, help="seconds for the whole fit (members that do not fit are skipped)")
+    t.add_argument("--num-folds", type=int, help="bagging folds (default: the preset's; 0: one validation split)")
+    t.add_argument("--text-encoder", default="frozen", choices=["frozen", "finetune"],
+                   help="frozen MiniLM sentence embeddings (default) or fine-tune MiniLM's top layers in the network")
+    t.add_argument("--fusion", default="gating", help="the network's fusion module or combiner (default: gating)")
+    t.add_argument("--refiner", nargs="?", const="on", default="auto", choices=["auto", "on", "off"],
+                   help="the Refiner: auto (on when rows without a label are given; default), on, off")
     t.add_argument("--epochs", type=int, default=30)
     t.add_argument("--monitor", help="validation metric for the checkpoint and early stopping, e.g. val/f1_macro")
     t.add_argument("--class-weight", choices=["balanced"], help="weigh the loss by inverse class frequency")
@@ -129,7 +137,6 @@ def load_plugins(modules: Sequence[str]) -> None:
     import importlib
     from importlib.metadata import entry_points
 
-    from mmrefine.core.errors import ConfigError
 
     for ep in entry_points(group="mmrefine.plugins"):
         ep.load()
@@ -141,7 +148,6 @@ def load_plugins(modules: Sequence[str]) -> None:
 
 
 def _fit_table(args: argparse.Namespace) -> None:
-    from mmrefine.core.errors import ConfigError
     from mmrefine.data.table import read_table
     from mmrefine.predictors import TablePredictor
 
@@ -152,11 +158,16 @@ def _fit_table(args: argparse.Namespace) -> None:
         raise ConfigError(f"{run} already holds a fitted table predictor; --overwrite replaces it")
     train = read_table(args.table)
     test = read_table(args.test) if args.test else None
-    p = TablePredictor(label=args.label, column_types=args.column_types, fusion=args.fusion, refiner=args.refiner, seed=args.seed,
-                       epochs=args.epochs, monitor=args.monitor, class_weight=args.class_weight, run_dir=str(run / "fit"))
+    refiner = {"auto": "auto", "on": True, "off": False}[args.refiner]
+    p = TablePredictor(label=args.label, column_types=args.column_types, preset=args.preset, eval_metric=args.eval_metric,
+                       time_limit=args.time_limit, num_folds=args.num_folds, text_encoder=args.text_encoder, fusion=args.fusion,
+                       refiner=refiner, seed=args.seed, epochs=args.epochs, monitor=args.monitor, class_weight=args.class_weight,
+                       run_dir=str(run / "fit"))
     p.fit(train)
     p.save(run / "predictor")
-    out = {"run_dir": str(run), "predictor": str(run / "predictor"), "val": p.validation}
+    out: dict = {"run_dir": str(run), "predictor": str(run / "predictor"), "val": p.validation}
+    board = p.leaderboard(test) if test is not None else p.leaderboard()
+    out["leaderboard"] = json.loads(board.to_json(orient="records"))
     if test is not None:
         out["test"] = p.evaluate(test)
         (run / "test_metrics.json").write_text(json.dumps(out["test"], indent=2))
@@ -164,7 +175,7 @@ def _fit_table(args: argparse.Namespace) -> None:
 
 
 def _predict_table(args: argparse.Namespace) -> None:
-    from mmrefine.core.errors import ConfigError, DataError
+    from mmrefine.core.errors import DataError
     from mmrefine.data.table import read_table
     from mmrefine.predictors import TablePredictor
 
@@ -207,12 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _predict_table(args)
             return 0
         if args.command in ("fit", "predict") and not args.config:
-            from mmrefine.core.errors import ConfigError
-
             raise ConfigError(f"{args.command} needs --config FILE (or --table for a table)")
         if args.command == "predict" and not args.ckpt:
-            from mmrefine.core.errors import ConfigError
-
             raise ConfigError("predict --config needs --ckpt CHECKPOINT")
         if args.command == "demo":
             from mmrefine.experiments.demo import run_demo
@@ -265,20 +272,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.overrides = [*args.overrides, f"model.distill.teacher={json.dumps(str(args.teacher))}"]
             args.command, args.resume = "fit", False
         cfg = _load(args)
-        from mmrefine.training import engine
-
-        if args.command == "fit":
-            res = engine.fit(cfg, resume=args.resume, overwrite=args.overwrite)
-            print(json.dumps({"run_dir": str(res.run_dir), "best_checkpoint": res.best_checkpoint, "val": res.val, "test": res.test}, indent=2))
-        elif args.command in ("validate", "test"):
-            split = "val" if args.command == "validate" else "test"
-            print(json.dumps(engine.evaluate(cfg, args.ckpt, split), indent=2))
-        elif args.command == "predict":
-            print(engine.predict(cfg, args.ckpt, args.out))
-        elif args.command == "export":
-            _, module = engine.load_module(cfg, args.ckpt)
-            print(engine.export(module.model, Path(args.out)))
-        return 0
+        try:
+            return _run_config(args, cfg)
+        except ConfigError as exc:  # a setting of the file that does not build: name the file too
+            if str(args.config) in str(exc):
+                raise
+            raise ConfigError(f"{args.config}: {exc}") from exc
     except MMRefineError as exc:
         print(f"mmrefine: error: {exc}", file=sys.stderr)
         return 2
@@ -286,6 +285,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"mmrefine: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
+
+
+def _run_config(args: argparse.Namespace, cfg: Any) -> int:
+    """The verbs that train or evaluate a config's model."""
+    from mmrefine.training import engine
+
+    if args.command == "fit":
+        res = engine.fit(cfg, resume=args.resume, overwrite=args.overwrite)
+        print(json.dumps({"run_dir": str(res.run_dir), "best_checkpoint": res.best_checkpoint, "val": res.val, "test": res.test}, indent=2))
+    elif args.command in ("validate", "test"):
+        split = "val" if args.command == "validate" else "test"
+        print(json.dumps(engine.evaluate(cfg, args.ckpt, split), indent=2))
+    elif args.command == "predict":
+        print(engine.predict(cfg, args.ckpt, args.out))
+    elif args.command == "export":
+        _, module = engine.load_module(cfg, args.ckpt)
+        print(engine.export(module.model, Path(args.out)))
+    return 0
 
 
 if __name__ == "__main__":

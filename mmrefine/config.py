@@ -58,11 +58,17 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         self.encoders = {m: spec for m, spec in self.encoders.items() if spec is not None}
+        _check(0 <= self.head_dropout < 1, "model.head_dropout", "must be in [0, 1)", self.head_dropout)
+        _check(all(h >= 1 for h in self.head_hidden), "model.head_hidden", "must list widths >= 1", self.head_hidden)
 
 
 @dataclass
 class OptimConfig:
-    """AdamW with linear warmup then ``cosine``, ``linear`` or ``constant`` decay (per step)."""
+    """AdamW with linear warmup then ``cosine``, ``linear`` or ``constant`` decay (per step).
+    ``lr_multipliers`` (``{pattern: m}``) trains the parameters whose dotted name matches a
+    shell-style ``pattern`` (the first that matches) at ``m * lr``, e.g. a pretrained
+    transformer's blocks at a small rate: ``{"*.blocks.*": 0.05}``; a pattern that matches no
+    parameter is an error."""
 
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -71,9 +77,12 @@ class OptimConfig:
     warmup_fraction: float = 0.0
     schedule: str = "cosine"
     min_lr_ratio: float = 0.0
+    lr_multipliers: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check(self.lr >= 0, "optim.lr", "must be >= 0", self.lr)
+        for pattern, m in self.lr_multipliers.items():
+            _check(m >= 0, f"optim.lr_multipliers.{pattern}", "must be >= 0", m)
         _check(self.weight_decay >= 0, "optim.weight_decay", "must be >= 0", self.weight_decay)
         _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "optim.betas", "must be two numbers in [0, 1)", self.betas)
         _check(self.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0", self.warmup_steps)
@@ -131,6 +140,8 @@ class PretrainConfig:
 
 @dataclass
 class ExperimentConfig:
+    """The whole experiment; every section is checked by key (see the module docstring)."""
+
     seed: int = 0
     run_dir: str = "runs/experiment"
     task: Union[dict, None] = None  # None: the task the dataset provides
@@ -139,6 +150,16 @@ class ExperimentConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.seed < 2**32, "seed", "must be in [0, 2**32)", self.seed)
+        _check(bool(self.run_dir), "run_dir", "must be a folder name", self.run_dir)
+        for section in ("data", "model.fusion", "model.default_encoder"):
+            node: Any = self
+            for part in section.split("."):
+                node = getattr(node, part)
+            name = node.get("name") if isinstance(node, dict) else None
+            _check(name is None or isinstance(name, str), f"{section}.name", "must be a component name (a string)", name)
 
 
 # --------------------------------------------------------------------------- loading
@@ -168,9 +189,12 @@ def read_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file ({exc}); the file is damaged") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML ({exc})") from exc
+        first = " ".join(str(exc).split())
+        raise ConfigError(f"{path}: invalid YAML ({first})") from exc
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: the top level must be a mapping")
     base = data.pop("base", None)
@@ -205,10 +229,17 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), data: Mapping[str, Any] | None = None) -> ExperimentConfig:
+    """The config of ``path`` (with its ``base:`` chain), ``data`` merged over it, then the
+    ``key=value`` overrides; an invalid setting is a :class:`ConfigError` naming the file and the key."""
     raw = dict(data or {})
     if path is not None:
         raw = deep_merge(read_yaml(path), raw)
-    return from_dict(ExperimentConfig, migrate_legacy(apply_overrides(raw, overrides)))
+    try:
+        return from_dict(ExperimentConfig, migrate_legacy(apply_overrides(raw, overrides)))
+    except ConfigError as exc:
+        if path is None or str(exc).startswith(str(path)):
+            raise
+        raise ConfigError(f"{path}: {exc}") from exc
 
 
 # --------------------------------------------------------------------------- older forms

@@ -25,7 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "evaluation": {"core", "data"},
     "training": {"core", "config", "data", "encoders", "fusion", "losses", "models", "refine"},
     "experiments": {"core", "config", "data", "evaluation", "training"},
-    "predictors": {"core", "config", "data", "training"},
+    "predictors": {"core", "config", "data", "logging_setup", "training"},
     "cli": {"core", "config", "data", "evaluation", "experiments", "logging_setup", "predictors", "training"},
     "__init__": {"core", "predictors"},
 }

@@ -12,7 +12,7 @@ import inspect
 from typing import Any, Callable, Generic, Mapping, TypeVar
 
 from mmrefine.core.errors import ConfigError, ContractError
-from mmrefine.core.typecheck import convert, signature_hints
+from mmrefine.core.typecheck import check_range, convert, signature_hints
 
 T = TypeVar("T")
 
@@ -93,6 +93,8 @@ def build_checked(
             raise ConfigError(f"{where}.{key}: unknown key for {what}{_suggest(key, settable)}; accepted: {', '.join(settable)}")
     hints = signature_hints(cls)
     kwargs = {k: convert(v, hints[k], f"{where}.{k}") if k in hints else v for k, v in kwargs.items()}
+    for k, v in kwargs.items():
+        check_range(k, v, f"{where}.{k}")
     provided = {k: v for k, v in provided.items() if k in params or takes_var_kw}
     missing = [
         k for k, p in params.items()
@@ -104,10 +106,12 @@ def build_checked(
         raise ConfigError(f"{where}: {what} needs {', '.join(repr(m) for m in missing)}")
     try:
         return cls(**provided, **kwargs)
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(f"{where}: cannot build {what}: {exc}") from exc
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of a constructor on config values is a config error
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{where}: cannot build {what}{' with ' + given if given else ''}: {first}") from exc
 
 
 def _signature_params(obj: Callable[..., Any]) -> dict[str, inspect.Parameter]:

@@ -79,6 +79,28 @@ def convert(value: Any, tp: Any, path: str) -> Any:
     return value
 
 
+RANGE_RULES: tuple[tuple[str, Any, str], ...] = (
+    (r"(^|_)dropout$", lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    (r"(^|_)(dim|dims|width|heads|rank)$|^(hidden|steps|layers|num_layers|n_layers|kernel_size)$", lambda v: v >= 1, "must be >= 1"),
+    (r"(^|_)(lr|temperature|margin_scale|epsilon)$", lambda v: v > 0, "must be positive"),
+)
+
+
+def check_range(key: str, value: Any, path: str) -> None:
+    """Numbers (or lists of numbers) under a conventional name checked against its range:
+    ``*dropout`` in [0, 1), ``*_dim``, ``*heads``, ``*layers``, ``*steps``, ``hidden`` >= 1,
+    ``lr``, ``temperature`` > 0. Raises :class:`ConfigError` naming ``path``."""
+    import re
+
+    values = value if isinstance(value, (list, tuple)) else [value]
+    for pattern, ok, rule in RANGE_RULES:
+        if re.search(pattern, key):
+            for v in values:
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and not ok(v):
+                    raise ConfigError(f"{path} {rule}, got {value!r}")
+            return
+
+
 def from_dict(cls: type, data: Mapping[str, Any], path: str = "") -> Any:
     """Build dataclass ``cls`` from ``data``; unknown keys and wrong types raise ConfigError."""
     hints = typing.get_type_hints(cls)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, cast
 
@@ -39,6 +39,7 @@ from mmrefine.data.settings import DataSettings
 log = logging.getLogger("mmrefine")
 
 KINDS = ("text", "categorical", "numerical", "ignore")
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 TASK_KINDS = ("binary", "multiclass", "regression")
 
 
@@ -52,6 +53,17 @@ def _is_missing(v: Any) -> bool:
         return bool(v != v)  # NaN is the one value unequal to itself
     except TypeError:  # pandas.NA
         return True
+
+
+def normalise_columns(df: "pandas.DataFrame") -> "pandas.DataFrame":  # noqa: F821
+    """``df`` with every column name a string (``0`` becomes ``"0"``, as JSON would store it);
+    duplicated names are a :class:`DataError` naming them."""
+    if not all(isinstance(c, str) for c in df.columns):
+        df = df.rename(columns=str)
+    dup = sorted(set(df.columns[df.columns.duplicated()]))
+    if dup:
+        raise DataError(f"the table has duplicated column name(s) {dup}; rename them so that each column has its own name")
+    return df
 
 
 def read_column_types(spec: str | Path | Mapping[str, Any] | None) -> tuple[dict[str, str], str | None, bool]:
@@ -147,6 +159,54 @@ def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
+def _to_float(v: Any) -> float:
+    if _is_missing(v):
+        return np.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return np.nan
+    except OverflowError:
+        return np.inf if v > 0 else -np.inf
+
+
+def _shown(v: Any, limit: int = 60) -> str:
+    """A cell as an error message shows it: its repr, cut to ``limit`` characters."""
+    text = repr(v)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def category_key(v: Any) -> str:
+    """A category's key: its text, with an integral float written as an integer, so that
+    ``3`` and ``3.0`` (an integer column that gained a missing value) are one category."""
+    v = _plain(v)
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return str(v)
+
+
+def value_family(s: "pandas.Series") -> str | None:  # noqa: F821
+    """``number``, ``bool``, ``datetime`` or ``text``: what a column's values are (None when every
+    value is missing). An object column of numbers is ``number``."""
+    import pandas as pd
+
+    present = s[~s.map(_is_missing)]
+    if len(present) == 0:
+        return None
+    if pd.api.types.is_bool_dtype(s):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(s):
+        return "number"
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return "datetime"
+    kinds = {type(_plain(v)) for v in present}
+    if kinds <= {int, float}:
+        return "number"
+    if kinds <= {bool}:
+        return "bool"
+    return "text"
+
+
 @dataclass
 class TablePreprocessor:
     """Column kinds, category vocabularies, numerical statistics and label
@@ -159,16 +219,21 @@ class TablePreprocessor:
     vocab: dict[str, list[str]] = field(default_factory=dict)
     mean: dict[str, float] = field(default_factory=dict)
     std: dict[str, float] = field(default_factory=dict)
+    scale: dict[str, float] = field(default_factory=dict)  # numbers are standardised as (x / scale - mean) / std
     classes: list[Any] = field(default_factory=list)
     text_encoder: str = "minilm"
+    families: dict[str, str] = field(default_factory=dict)  # value family of each column at fit time
+    label_dtype: str | None = None  # the label column's dtype at fit time (predictions come back in it)
+    token_length: dict[str, int] = field(default_factory=dict)  # tokens per text column (fine-tuned text encoder)
 
     @classmethod
     def fit(cls, df: "pandas.DataFrame", label: str, column_types: Any = None, task: str | None = None,  # noqa: F821
             text_encoder: str = "minilm") -> "TablePreprocessor":
         if len(df) == 0:
             raise DataError("the training table is empty")
+        df = normalise_columns(df)
         given, mt_label, complete = read_column_types(column_types)
-        label = label or mt_label or ""
+        label = str(label) if label is not None and label != "" else (mt_label or "")
         if not label:
             raise ConfigError("no label column: pass label= (or label_col in the column types)")
         if label not in df.columns:
@@ -195,18 +260,26 @@ class TablePreprocessor:
         task = task or infer_task(labelled[label])
         if task not in TASK_KINDS:
             raise ConfigError(f"task must be one of {', '.join(TASK_KINDS)}, got '{task}'")
-        pre = cls(label=label, kinds=kinds, task=task, ignored=ignored, text_encoder=text_encoder)
+        pre = cls(label=label, kinds=kinds, task=task, ignored=ignored, text_encoder=text_encoder,
+                  label_dtype=str(labelled[label].dtype))
         for col, kind in kinds.items():
+            family = value_family(df[col])
+            if family is not None:
+                pre.families[col] = family
             if kind == "categorical":
-                values = [str(_plain(v)) for v in df[col] if not _is_missing(v)]
+                values = [category_key(v) for v in df[col] if not _is_missing(v)]
                 pre.vocab[col] = sorted(set(values))
             elif kind == "numerical":
-                x = pre._numbers(df, col)
-                ok = x[~np.isnan(x)]
-                pre.mean[col] = float(ok.mean()) if len(ok) else 0.0
-                pre.std[col] = float(ok.std()) if len(ok) > 1 and ok.std() > 0 else 1.0
+                ok = pre._numbers(df, col)
+                ok = ok[~np.isnan(ok)]
+                scale = float(np.abs(ok).max()) if len(ok) else 0.0
+                pre.scale[col] = scale if scale > 0 else 1.0  # numbers near the float limit: standardise x / scale
+                z = ok / pre.scale[col]
+                pre.mean[col] = float(z.mean()) if len(z) else 0.0
+                spread = float(z.std()) if len(z) > 1 else 0.0
+                pre.std[col] = spread if spread > 1e-9 * max(1.0, abs(pre.mean[col])) else 1.0  # a (nearly) constant column: centred only
         if task == "regression":
-            pre._numbers(labelled, label)
+            pre._numbers(labelled, label, "label column")
         else:
             classes = sorted({_plain(v) for v in labelled[label]}, key=lambda v: (str(type(v)), v))
             if len(classes) < 2:
@@ -241,27 +314,59 @@ class TablePreprocessor:
         return [len(self.vocab[c]) + 1 for c in self.columns("categorical")]
 
     @staticmethod
-    def _numbers(df: "pandas.DataFrame", col: str) -> np.ndarray:  # noqa: F821
+    def _numbers(df: "pandas.DataFrame", col: str, what: str = "numerical column") -> np.ndarray:  # noqa: F821
+        """The column as float64, NaN where missing; text or an infinite value is a
+        :class:`DataError` naming the column, the first such row and their count."""
         import pandas as pd
 
         s = df[col]
-        x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+        if pd.api.types.is_bool_dtype(s):
+            s = s.astype(float)
+        try:
+            x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        except (TypeError, ValueError, OverflowError):  # e.g. a Python int too large for a float
+            x = np.array([_to_float(v) for v in s], dtype=float)
         bad = np.flatnonzero(np.isnan(x) & ~s.map(_is_missing).to_numpy(dtype=bool))
         if len(bad):
             row = df.index[bad[0]]
-            raise DataError(f"numerical column '{col}' holds text: row {row} has {s.iloc[bad[0]]!r} ({len(bad)} such row(s))")
+            raise DataError(f"{what} '{col}' holds text: row {row} has {_shown(_plain(s.iloc[bad[0]]))} ({len(bad)} such row(s))")
+        inf = np.flatnonzero(np.isinf(x))
+        if len(inf):
+            row = df.index[inf[0]]
+            raise DataError(f"{what} '{col}' holds an infinite value: row {row} has {_shown(_plain(s.iloc[inf[0]]))} ({len(inf)} such row(s)); "
+                            "make it missing (empty) or finite")
         return x
 
     def check_columns(self, df: "pandas.DataFrame") -> None:  # noqa: F821
+        """Every column the model uses is there and holds values of the family it held at fit
+        time (a categorical or text column that turned from text to numbers, or back, would
+        otherwise be read as unseen categories or as other texts, silently)."""
         missing = [c for c in self.kinds if c not in df.columns]
         if missing:
             raise DataError(f"the table lacks column(s) {missing} that the model was trained with")
+        for col, kind in self.kinds.items():
+            before = self.families.get(col)
+            if kind == "numerical" or before is None:
+                continue  # numerical columns are parsed as numbers, naming the row that is not one
+            now = value_family(df[col])
+            if now is not None and now != before and {now, before} != {"number", "bool"}:
+                raise DataError(f"column '{col}' held {before} values when the model was fitted and now holds {now} values "
+                                f"(dtype {df[col].dtype}); convert it back (the model reads it as {kind})")
 
     # -- transform ----------------------------------------------------------------
-    def transform(self, df: "pandas.DataFrame", cache_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:  # noqa: F821
-        """``(inputs, mask)`` for every row of ``df`` (extra columns are ignored)."""
+    def transform(self, df: "pandas.DataFrame", cache_dir: str | Path, tokens_from_layer: int | None = None,  # noqa: F821
+                  max_tokens: int = 256, progress: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """``(inputs, mask)`` for every row of ``df`` (extra columns are ignored).
+
+        Each text column is its MiniLM sentence embedding ``(384,)``; with
+        ``tokens_from_layer=k`` it is instead MiniLM's token states after layer k ``(L, 385)``
+        (:func:`~mmrefine.data.text_features.minilm_hidden_states`, for a fine-tuned
+        ``minilm_top`` encoder), ``L`` fixed per column by the first such call (the
+        training rows), at most ``max_tokens``. ``progress`` shows a progress bar while MiniLM
+        embeds many texts for the first time."""
         if len(df) == 0:
             raise DataError("the table is empty")
+        df = normalise_columns(df)
         self.check_columns(df)
         inputs: dict[str, torch.Tensor] = {}
         mask: dict[str, torch.Tensor] = {}
@@ -269,9 +374,16 @@ class TablePreprocessor:
         for m, col in self.text_columns.items():
             texts = [None if _is_missing(v) else str(v) for v in df[col]]
             present = np.array([t is not None for t in texts])
-            emb = np.zeros((n, 384), dtype=np.float32)
-            if present.any():
-                emb[present] = text_features([t for t in texts if t is not None], self.text_encoder, cache_dir, col)
+            kept = [t for t in texts if t is not None]
+            if tokens_from_layer is None:
+                emb = np.zeros((n, 384), dtype=np.float32)
+                if present.any():
+                    emb[present] = text_features(kept, self.text_encoder, cache_dir, col, progress)
+            else:
+                states = token_states(kept, tokens_from_layer, max_tokens, self.token_length.get(col))
+                self.token_length.setdefault(col, states.shape[1])
+                emb = np.zeros((n, *states.shape[1:]), dtype=np.float32)
+                emb[present] = states
             inputs[m] = torch.from_numpy(emb)
             mask[m] = torch.from_numpy(present)
         cats = self.columns("categorical")
@@ -279,7 +391,7 @@ class TablePreprocessor:
             idx = np.zeros((n, len(cats)), dtype=np.float32)
             for k, col in enumerate(cats):
                 lookup = {v: i + 1 for i, v in enumerate(self.vocab[col])}
-                idx[:, k] = [0 if _is_missing(v) else lookup.get(str(_plain(v)), 0) for v in df[col]]
+                idx[:, k] = [0 if _is_missing(v) else lookup.get(category_key(v), 0) for v in df[col]]
             inputs["categorical"] = torch.from_numpy(idx)
             mask["categorical"] = torch.ones(n, dtype=torch.bool)
         nums = self.columns("numerical")
@@ -288,7 +400,13 @@ class TablePreprocessor:
             for k, col in enumerate(nums):
                 x = self._numbers(df, col)
                 miss = np.isnan(x)
-                out[:, 2 * k] = np.where(miss, 0.0, (x - self.mean[col]) / self.std[col])
+                z = (x / self.scale.get(col, 1.0) - self.mean[col]) / self.std[col]
+                beyond = ~miss & ~(np.abs(z) < FLOAT32_MAX)  # a value far beyond the training range overflows float32
+                if beyond.any():
+                    i = int(np.flatnonzero(beyond)[0])
+                    raise DataError(f"numerical column '{col}': row {df.index[i]} holds {_shown(_plain(df[col].iloc[i]))}, too far beyond "
+                                    f"the training values (at most {self.scale.get(col, 1.0):g} in magnitude) to standardise")
+                out[:, 2 * k] = np.where(miss, 0.0, z)
                 out[:, 2 * k + 1] = miss
             inputs["numerical"] = torch.from_numpy(out)
             mask["numerical"] = torch.ones(n, dtype=torch.bool)
@@ -296,9 +414,10 @@ class TablePreprocessor:
 
     def labels(self, df: "pandas.DataFrame") -> tuple[torch.Tensor, np.ndarray]:  # noqa: F821
         """``(labels, has_label)``: class indices (or float targets), 0 where the label is empty."""
+        df = normalise_columns(df)
         has = ~df[self.label].map(_is_missing).to_numpy(dtype=bool)
         if self.task == "regression":
-            y = np.where(has, np.nan_to_num(self._numbers(df, self.label)), 0.0)
+            y = np.where(has, np.nan_to_num(self._numbers(df, self.label, "label column")), 0.0)
             return torch.tensor(y, dtype=torch.float32), has
         lookup = {c: i for i, c in enumerate(self.classes)}
         idx = []
@@ -313,8 +432,10 @@ class TablePreprocessor:
             idx.append(lookup[key])
         return torch.tensor(idx, dtype=torch.long), has
 
-    def dataset(self, df: "pandas.DataFrame", cache_dir: str | Path, labelled: bool = True) -> tuple[TensorMultimodalDataset, np.ndarray]:  # noqa: F821
-        inputs, mask = self.transform(df, cache_dir)
+    def dataset(self, df: "pandas.DataFrame", cache_dir: str | Path, labelled: bool = True,  # noqa: F821
+                tokens_from_layer: int | None = None, progress: bool = True, max_tokens: int = 256) -> tuple[TensorMultimodalDataset, np.ndarray]:
+        df = normalise_columns(df)
+        inputs, mask = self.transform(df, cache_dir, tokens_from_layer, max_tokens, progress=progress)
         if not labelled or self.label not in df.columns:
             return TensorMultimodalDataset(inputs, None, mask), np.zeros(len(df), dtype=bool)
         y, has = self.labels(df)
@@ -326,16 +447,76 @@ class TablePreprocessor:
 
     @classmethod
     def from_json(cls, text: str) -> "TablePreprocessor":
-        return cls(**json.loads(text))
+        """Read :meth:`to_json`'s output back, checking every field (a :class:`DataError` names
+        the first field that is missing, of the wrong type or inconsistent)."""
+        try:
+            raw = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DataError(f"not valid JSON ({exc})") from exc
+        if not isinstance(raw, dict):
+            raise DataError("expected a JSON object")
+        unknown = sorted(set(raw) - {f.name for f in fields(cls)})
+        if unknown:
+            raise DataError(f"unknown field(s) {unknown}")
+
+        def need(key: str, kind: type | tuple[type, ...], required: bool = True) -> Any:
+            if key not in raw:
+                if required:
+                    raise DataError(f"field '{key}' is missing")
+                return None
+            value = raw[key]
+            if not isinstance(value, kind) or isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+                raise DataError(f"field '{key}' has the wrong type ({type(value).__name__})")
+            return value
+
+        def mapping(key: str, value_kind: type | tuple[type, ...]) -> dict[str, Any]:
+            value = need(key, dict, required=False) or {}
+            bad = [k for k, v in value.items() if not isinstance(v, value_kind) or isinstance(v, bool)]
+            if bad:
+                raise DataError(f"field '{key}.{bad[0]}' has the wrong type ({type(value[bad[0]]).__name__})")
+            return value
+
+        label, kinds, task = need("label", str), need("kinds", dict), need("task", str)
+        bad_kind = {c: k for c, k in kinds.items() if k not in KINDS[:3]}
+        if bad_kind or not kinds:
+            raise DataError(f"field 'kinds' must map columns to text, categorical or numerical, got {bad_kind or kinds}")
+        if task not in TASK_KINDS:
+            raise DataError(f"field 'task' must be one of {', '.join(TASK_KINDS)}, got {task!r}")
+        pre = cls(label=label, kinds=kinds, task=task, ignored=need("ignored", list, required=False) or [],
+                  vocab=mapping("vocab", list), mean=mapping("mean", (int, float)), std=mapping("std", (int, float)),
+                  scale=mapping("scale", (int, float)), classes=need("classes", list, required=False) or [],
+                  text_encoder=need("text_encoder", str, required=False) or "minilm", families=mapping("families", str),
+                  label_dtype=need("label_dtype", str, required=False), token_length=mapping("token_length", int))
+        for col in pre.columns("categorical"):
+            if col not in pre.vocab or not all(isinstance(v, str) for v in pre.vocab[col]):
+                raise DataError(f"field 'vocab.{col}' is missing or not a list of strings")
+        for col in pre.columns("numerical"):
+            for key, table in (("mean", pre.mean), ("std", pre.std)):
+                if col not in table or not np.isfinite(table[col]):
+                    raise DataError(f"field '{key}.{col}' is missing or not a finite number")
+            if pre.std[col] <= 0 or pre.scale.get(col, 1.0) <= 0 or not np.isfinite(pre.scale.get(col, 1.0)):
+                raise DataError(f"field 'std.{col}' / 'scale.{col}' must be positive")
+        if task != "regression" and (len(pre.classes) < 2 or len({repr(c) for c in pre.classes}) != len(pre.classes)):
+            raise DataError(f"field 'classes' must list at least two distinct classes, got {pre.classes!r}")
+        if any(v < 1 for v in pre.token_length.values()):
+            raise DataError("field 'token_length' must hold positive token counts")
+        return pre
 
 
-def text_features(texts: list[str], encoder: str, cache_dir: str | Path, column: str) -> np.ndarray:
+def text_features(texts: list[str], encoder: str, cache_dir: str | Path, column: str, progress: bool = True) -> np.ndarray:
     """``(len(texts), 384)`` sentence embeddings of one text column."""
     if encoder != "minilm":
         raise ConfigError(f"text encoder must be 'minilm', got '{encoder}'")
     from mmrefine.data.text_features import minilm_embeddings
 
-    return minilm_embeddings(texts, cache_dir, progress=f"MiniLM on '{column}'")
+    return minilm_embeddings(texts, cache_dir, progress=f"MiniLM on '{column}'" if progress else None)
+
+
+def token_states(texts: list[str], layers: int, max_tokens: int, length: int | None) -> np.ndarray:
+    """MiniLM token states after ``layers`` layers (see :meth:`TablePreprocessor.transform`)."""
+    from mmrefine.data.text_features import minilm_hidden_states
+
+    return minilm_hidden_states(texts, layers, max_tokens, length)
 
 
 def read_table(path: str | Path) -> "pandas.DataFrame":  # noqa: F821
@@ -389,6 +570,8 @@ class TableDataModule(MultimodalDataModule):
         self.test_path, self.val_path, self.val_fraction = test_path, val_path, val_fraction
         self.task_kind, self.text_encoder, self.cache_dir = task_kind, text_encoder, cache_dir
         self.frames: dict[str, Any] | None = None  # set by from_frames
+        self.datasets: dict[str, TensorMultimodalDataset] | None = None  # set by from_datasets
+        self._given_has_label: np.ndarray | None = None
         self.preprocessor: TablePreprocessor | None = None
         self._has_label: np.ndarray | None = None
 
@@ -399,6 +582,20 @@ class TableDataModule(MultimodalDataModule):
         dm = cls(label=label, column_types=column_types, **kwargs)
         dm.frames = {"train": train, "val": val, "test": test, "unlabelled": unlabelled}
         dm.preprocessor = preprocessor
+        return dm
+
+    @classmethod
+    def from_datasets(cls, preprocessor: TablePreprocessor, train: TensorMultimodalDataset, has_label: np.ndarray,
+                      val: TensorMultimodalDataset, test: TensorMultimodalDataset | None = None, **kwargs: Any) -> "TableDataModule":
+        """A datamodule over rows already transformed by ``preprocessor`` (a fold of a table
+        whose text features were computed once): ``has_label`` marks the training rows that
+        have a label; the others are unlabelled."""
+        if len(has_label) != len(train):
+            raise DataError(f"has_label has {len(has_label)} entries for {len(train)} training rows")
+        dm = cls(label=preprocessor.label, column_types=preprocessor.kinds, task_kind=preprocessor.task, **kwargs)
+        dm.preprocessor = preprocessor
+        dm.datasets = {"train": train, "val": val, "test": val if test is None else test}
+        dm._given_has_label = np.asarray(has_label, dtype=bool)
         return dm
 
     def resolve(self, path: str) -> str:
@@ -441,6 +638,11 @@ class TableDataModule(MultimodalDataModule):
 
         from mmrefine.data.paths import default_cache_dir
 
+        if self.datasets is not None:
+            if not self._given_has_label.any():  # type: ignore[union-attr]
+                raise DataError(f"no training row has a label in '{self.label}'")
+            self._has_label = self._given_has_label
+            return dict(self.datasets)
         f = self._frames()
         train = f["train"]
         if f["unlabelled"] is not None and len(f["unlabelled"]):
@@ -461,7 +663,7 @@ class TableDataModule(MultimodalDataModule):
             raise DataError(f"no training row has a label in '{pre.label}'")
         if f["val"] is None:
             labelled = np.flatnonzero(has_all)
-            keys = np.array([str(_plain(v)) for v in train[pre.label].to_numpy()[labelled]])
+            keys = np.array([category_key(v) for v in train[pre.label].to_numpy()[labelled]])
             held = self._pick(labelled, keys, self.val_fraction)
             keep = np.setdiff1d(np.arange(len(train)), held)
             tr, va, self._has_label = full.subset(keep), full.subset(held), has_all[keep]

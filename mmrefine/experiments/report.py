@@ -13,14 +13,14 @@ Figures are PNG files beside ``report.md``.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from mmrefine.core.errors import DataError
+from mmrefine.core.errors import CheckpointMismatchError, ConfigError, DataError
 from mmrefine.evaluation import figures
 from mmrefine.evaluation.robustness import percentage_drop
 from mmrefine.evaluation.statistics import compare, mean_std
@@ -56,11 +56,23 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
 
 def run_report(d: Path) -> Path:
     from mmrefine.config import load_config
+    from mmrefine.training.engine import read_metrics
+
+    cfg = load_config(d / "config.yaml")
+    metrics = read_metrics(d)
+    try:
+        return _run_report(d, cfg, metrics)
+    except ConfigError as exc:  # the run's own config no longer builds
+        if str(d) in str(exc):
+            raise
+        raise ConfigError(f"{d / 'config.yaml'}: {exc}") from exc
+
+
+def _run_report(d: Path, cfg: Any, metrics: dict) -> Path:
+    from mmrefine.config import to_dict
     from mmrefine.evaluation.probes import collect
     from mmrefine.training.engine import load_module, read_logs
 
-    cfg = load_config(d / "config.yaml")
-    metrics = json.loads((d / "metrics.json").read_text())
     lines = [f"# Run report: `{d}`", "", "## Metrics (best checkpoint)", ""]
     rows = [[k, f"{v:.4f}"] for split in ("val", "test") for k, v in metrics[split].items()]
     lines += _table(["metric", "value"], rows)
@@ -70,7 +82,10 @@ def run_report(d: Path) -> Path:
     if metrics.get("best_checkpoint"):
         from mmrefine.evaluation.probes import probe_steps
 
-        dm, module = load_module(cfg, metrics["best_checkpoint"])
+        try:
+            dm, module = load_module(cfg, metrics["best_checkpoint"])
+        except CheckpointMismatchError as exc:
+            raise CheckpointMismatchError(f"{d / 'config.yaml'} does not describe the model of this run: {exc}") from exc
         col = collect(module.model, dm.loader(dm.splits["test"]))
         figures.tsne_by_modality(col.features, d / "tsne_modalities.png")
         lines += ["## Unimodal representations by modality (test set, t-SNE)", "", "![t-SNE by modality](tsne_modalities.png)", ""]
@@ -88,7 +103,7 @@ def run_report(d: Path) -> Path:
             if col.gates is not None:
                 figures.gates_per_class(col.gates, col.labels, dm.modalities, d / "gates.png")
                 lines += ["## GMU gates per class", "", "![gates](gates.png)", ""]
-    lines += ["## Configuration", "", "```yaml", yaml.safe_dump(yaml.safe_load((d / "config.yaml").read_text()), sort_keys=False).strip(), "```", ""]
+    lines += ["## Configuration", "", "```yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False).strip(), "```", ""]
     out = d / "report.md"
     out.write_text("\n".join(lines))
     return out

@@ -126,13 +126,13 @@ class Refiner(ModelWrapper):
         if isinstance(gamma, Mapping):
             unknown = set(gamma) - set(feature_dims)
             if unknown:
-                raise ConfigError(f"refiner.gamma: unknown modality {sorted(unknown)} (have {self.target_modalities})")
+                raise ConfigError(f"model.refiner.gamma: unknown modality {sorted(unknown)} (have {self.target_modalities})")
             self.gamma = {m: float(gamma.get(m, 0.0)) for m in self.target_modalities}
         else:
             self.gamma = {m: float(gamma) for m in self.target_modalities}
-        dec = _spec(DecoderSpec, decoder, "refiner.decoder") or DecoderSpec()
-        proj = _spec(ProjectionSpec, projection, "refiner.projection")
-        ms_spec = _spec(MultiSimilaritySpec, ms, "refiner.ms")
+        dec = _spec(DecoderSpec, decoder, "model.refiner.decoder") or DecoderSpec()
+        proj = _spec(ProjectionSpec, projection, "model.refiner.projection")
+        ms_spec = _spec(MultiSimilaritySpec, ms, "model.refiner.ms")
         self.projections = nn.ModuleDict()
         target_dims = {}
         for m, d in feature_dims.items():
@@ -149,9 +149,9 @@ class Refiner(ModelWrapper):
             self.criterion = loss
         else:
             loss_spec = {"name": loss} if isinstance(loss, str) else dict(loss)
-            self.criterion = REFINER_LOSSES.build(loss_spec, where="refiner.loss")
+            self.criterion = REFINER_LOSSES.build(loss_spec, where="model.refiner.loss")
         if unlabelled not in ("ignore", "joint"):
-            raise ConfigError(f"refiner.unlabelled must be 'ignore' or 'joint', got '{unlabelled}'")
+            raise ConfigError(f"model.refiner.unlabelled must be 'ignore' or 'joint', got '{unlabelled}'")
         self.unlabelled = unlabelled
         self.detach_targets = detach_targets
         self.ms_weight = 0.0 if ms_spec is None else float(ms_spec.weight)

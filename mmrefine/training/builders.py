@@ -95,12 +95,13 @@ def build_base_model(
     encoders = {}
     for m in schema.names:
         spec = cfg.model.encoders.get(m, cfg.model.default_encoder)
+        where = f"model.encoders.{m}" if m in cfg.model.encoders else "model.default_encoder"
         shape = tuple(schema.modalities[m].shape)
         if extra_input:
             if len(shape) != 1 or shape[0] is None:
                 raise ConfigError(f"model.progressive: mode 'concat' needs flat inputs; '{m}' has shape {shape}")
             shape = (shape[0] + extra_input,)
-        encoders[m] = ENCODERS.build(spec, where=f"model.encoders.{m}", provided={"input_shape": shape})
+        encoders[m] = ENCODERS.build(spec, where=where, provided={"input_shape": shape})
     fusion = FUSIONS.build(cfg.model.fusion, where="model.fusion", provided={"in_dims": {m: int(e.out_dim) for m, e in encoders.items()}})
     head = MLPHead(fusion.out_dim, out_dim, cfg.model.head_hidden, cfg.model.head_dropout)
     return FusionModel(encoders, fusion, head)
@@ -143,10 +144,17 @@ def load_teacher(run_dir: str, schema: BatchSchema, task: Task) -> nn.Module:
     for f in ("config.yaml", "model.safetensors"):
         if not (d / f).is_file():
             raise ConfigError(f"model.distill.teacher: {d} holds no finished run ({f} missing)")
+    from mmrefine.core.errors import CheckpointMismatchError
+
     cfg = load_config(d / "config.yaml")
     if cfg.model.distill is not None:
         raise ConfigError(f"model.distill.teacher: {d} was itself trained by distillation; use its teacher or another run")
-    return load_exported(build_model(cfg, schema, task), d / "model.safetensors")
+    try:
+        return load_exported(build_model(cfg, schema, task), d / "model.safetensors")
+    except ConfigError as exc:
+        raise ConfigError(f"model.distill.teacher: {d / 'config.yaml'}: {exc}") from exc
+    except CheckpointMismatchError as exc:
+        raise CheckpointMismatchError(f"model.distill.teacher: {d / 'config.yaml'} does not describe the model in {exc}") from exc
 
 
 def load_exported(model: nn.Module, weights: str | Path) -> nn.Module:
@@ -154,11 +162,18 @@ def load_exported(model: nn.Module, weights: str | Path) -> nn.Module:
     ``weights`` loaded, its architecture checked first; in eval mode."""
     from safetensors.torch import load_file
 
+    from mmrefine.core.errors import CheckpointMismatchError, DataError
     from mmrefine.core.protocols import inference_model
     from mmrefine.training.module import check_architecture
 
     model = inference_model(model)
-    state = load_file(str(weights))
-    check_architecture({k: list(v.shape) for k, v in state.items()}, model)
+    try:
+        state = load_file(str(weights))
+    except Exception as exc:  # noqa: BLE001 - safetensors' own errors on a truncated or foreign file
+        raise DataError(f"{weights}: cannot read these weights ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
+    try:
+        check_architecture({k: list(v.shape) for k, v in state.items()}, model)
+    except CheckpointMismatchError as exc:
+        raise CheckpointMismatchError(f"{weights}: {exc}") from exc
     model.load_state_dict(state)
     return model.eval()

@@ -151,7 +151,7 @@ def read_logs(stage_dir: str | Path) -> "pandas.DataFrame":  # noqa: F821
     log_dir = Path(stage_dir) / "logs"
     parts = sorted(log_dir.glob("metrics.part*.csv"), key=lambda p: int(p.stem.split("part")[1]))
     files = [*parts, log_dir / "metrics.csv"]
-    frames = [pd.read_csv(f) for f in files if f.is_file() and f.stat().st_size > 0]
+    frames = [_read_csv_log(f) for f in files if f.is_file() and f.stat().st_size > 0]
     if not frames:
         raise DataError(f"no CSV logs under {log_dir}")
     kept = []
@@ -161,6 +161,18 @@ def read_logs(stage_dir: str | Path) -> "pandas.DataFrame":  # noqa: F821
             frame = frame[frame["epoch"] < min(later)]
         kept.append(frame)
     return pd.concat(kept, ignore_index=True)
+
+
+def _read_csv_log(path: Path) -> "pandas.DataFrame":  # noqa: F821
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read these training logs ({' '.join(str(exc).split())}); the file is damaged") from exc
+    if "epoch" in frame and not pd.api.types.is_numeric_dtype(frame["epoch"]):
+        raise DataError(f"{path}: column 'epoch' holds text; the file is damaged")
+    return frame
 
 
 def _last(stage_dir: Path) -> str | None:
@@ -295,9 +307,32 @@ def _fit_stages(
     return result
 
 
+def read_metrics(run_dir: str | Path) -> dict[str, Any]:
+    """A finished run's ``metrics.json``, checked: ``best_checkpoint`` (a path or ""), ``val``
+    and ``test`` (metric name -> number). A damaged file is a :class:`DataError` naming it and the field."""
+    path = Path(run_dir) / "metrics.json"
+    try:
+        recorded = json.loads(path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc}); the file is damaged or truncated") from exc
+    if not isinstance(recorded, dict):
+        raise DataError(f"{path}: expected a JSON object")
+    for key in ("val", "test"):
+        value = recorded.get(key)
+        if not isinstance(value, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
+            raise DataError(f"{path}: field '{key}' must map metric names to numbers")
+    best = recorded.get("best_checkpoint", "")
+    if not isinstance(best, str):
+        raise DataError(f"{path}: field 'best_checkpoint' must be a path")
+    if best:  # a run directory moved or copied elsewhere: its own checkpoint, not the one at the old place
+        local = Path(run_dir) / "train" / "checkpoints" / Path(best).name
+        recorded["best_checkpoint"] = str(local) if local.is_file() else best
+    return recorded
+
+
 def _finished(cfg: ExperimentConfig, run_dir: Path, dm: MultimodalDataModule, task: Task, model: torch.nn.Module) -> FitResult:
     """The result of a finished run, from its metrics.json and best checkpoint."""
-    recorded = json.loads((run_dir / "metrics.json").read_text())
+    recorded = read_metrics(run_dir)
     module = MultimodalModule(model, task, cfg.optim, "supervised", dm.schema, to_dict(cfg), data_signature=data_signature(cfg))
     best = recorded.get("best_checkpoint") or ""
     if best:
@@ -321,16 +356,20 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
-        raise DataError(f"cannot read checkpoint {path}: {exc}") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"cannot read checkpoint {path}: {first}") from exc
 
 
 def load_weights(module: MultimodalModule, path: str | Path) -> None:
     """Load a Lightning checkpoint's weights, checking the architecture first."""
     ckpt = read_checkpoint(path)
-    meta = ckpt.get("mmrefine")
-    if meta is None or "state_dict" not in ckpt:
-        raise ConfigError(f"{path} is not an mmrefine checkpoint")
-    check_architecture(meta["architecture"], module.model)
+    meta = ckpt.get("mmrefine") if isinstance(ckpt, dict) else None
+    if not isinstance(meta, dict) or "state_dict" not in ckpt or not isinstance(meta.get("architecture"), dict):
+        raise DataError(f"{path} is not an mmrefine checkpoint (no 'mmrefine' section with its architecture)")
+    try:
+        check_architecture(meta["architecture"], module.model)
+    except CheckpointMismatchError as exc:
+        raise CheckpointMismatchError(f"{path}: {exc} (is it the checkpoint of this config's model?)") from exc
     check_data(meta.get("data"), module.data_signature, path)
     try:
         module.load_state_dict(ckpt["state_dict"], strict=True)

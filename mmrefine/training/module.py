@@ -176,8 +176,8 @@ class MultimodalModule(L.LightningModule):
 
     # ------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> Any:
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=self.optim.lr, weight_decay=self.optim.weight_decay, betas=tuple(self.optim.betas))
+        opt = torch.optim.AdamW(param_groups(self.model, self.optim.lr, self.optim.lr_multipliers), lr=self.optim.lr,
+                                weight_decay=self.optim.weight_decay, betas=tuple(self.optim.betas))
         total = int(self.trainer.estimated_stepping_batches)
         warm = self.optim.warmup_steps or int(round(self.optim.warmup_fraction * total))
         fn = WarmupDecay(total, warm, self.optim.schedule, self.optim.min_lr_ratio)
@@ -204,6 +204,30 @@ class MultimodalModule(L.LightningModule):
         if rng is not None:
             torch.set_rng_state(rng["torch"])
             random.setstate(rng["python"])
+
+
+def param_groups(model: nn.Module, lr: float, multipliers: dict[str, float]) -> list[dict[str, Any]]:
+    """AdamW parameter groups: trainable parameters whose name matches a pattern of
+    ``multipliers`` (shell-style, the first that matches) train at ``m * lr``, the rest at ``lr``."""
+    import fnmatch
+
+    groups: dict[float, list[nn.Parameter]] = {}
+    used = set()
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        m = 1.0
+        for pattern, mult in multipliers.items():
+            if fnmatch.fnmatchcase(name, pattern):
+                m = float(mult)
+                used.add(pattern)
+                break
+        groups.setdefault(m, []).append(p)
+    unused = [p for p in multipliers if p not in used]
+    if unused:
+        raise ConfigError(f"optim.lr_multipliers: pattern(s) {unused} match no trainable parameter "
+                          f"(names look like {next((n for n, _ in model.named_parameters()), '?')!r})")
+    return [{"params": ps, "lr": m * lr} for m, ps in groups.items()]
 
 
 def architecture_signature(model: nn.Module) -> dict[str, list[int]]:

@@ -25,12 +25,10 @@ def test_embeddings_are_unit_vectors_that_reflect_meaning_and_are_cached(tmp_pat
     assert emb[0] @ emb[1] > emb[0] @ emb[2] + 0.2
     assert len(list(tmp_path.glob("minilm-*.npy"))) == 1
 
-    import sentence_transformers
-
     def refuse(*a: object, **k: object) -> None:
         raise AssertionError("the model was loaded although the embeddings are cached")
 
-    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", refuse)
+    monkeypatch.setattr(text_features, "_sentence_model", refuse)  # the model is loaded once per process, then reused
     np.testing.assert_array_equal(text_features.minilm_embeddings(texts, tmp_path), emb)
     with pytest.raises(AssertionError, match="model was loaded"):  # other texts, another key
         text_features.minilm_embeddings(texts[:2], tmp_path)
