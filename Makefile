@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mmrefine-installed
 DATA_ROOT ?= ../shared/data
 
-.PHONY: install demo test lint clean peers
+.PHONY: install demo test test-slow test-all lint clean peers
 
 install: $(STAMP)
 
@@ -19,9 +19,17 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/mmrefine demo --config configs/demo.yaml --out runs/demo --fresh
 
+# make test: the fast set (everything not marked slow); make test-slow: the slow set (kill-and-resume
+# subprocesses, real-data training, the sweeps with trackers); make test-all and CI (.ci/run): both.
 test: $(STAMP)
 	$(VENV)/bin/ruff check mmrefine tests benchmarks
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow"
+	@echo "make test ran the fast set; make test-all (and CI) also runs the tests marked slow"
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+test-all: test test-slow
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check mmrefine tests benchmarks

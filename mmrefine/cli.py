@@ -24,10 +24,21 @@ def _common(p: argparse.ArgumentParser, config_required: bool = True) -> None:
     p.add_argument("--data-root", help="data folder (overrides data.root)")
 
 
+def _tracking(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--logger", dest="loggers", action="append", choices=["csv", "tensorboard", "mlflow"], metavar="NAME",
+                   help="also log to this tracker: tensorboard or mlflow (repeatable; CSV logs are always written; "
+                        "pip install 'mmrefine[track]')")
+    p.add_argument("--tracking-uri", help="MLflow tracking store or server (default: an SQLite store in the run or sweep directory)")
+
+
 def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from mmrefine.config import load_config
 
     overrides = list(args.overrides)
+    if getattr(args, "loggers", None):
+        overrides.append(f"trainer.loggers={json.dumps(args.loggers)}")
+    if getattr(args, "tracking_uri", None):
+        overrides.append(f"trainer.tracking_uri={json.dumps(args.tracking_uri)}")
     if args.run_dir:
         overrides.append(f"run_dir={args.run_dir}")
     if args.data_root:
@@ -45,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, config_required=False)
     p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier run in the same run directory")
+    _tracking(p)
     t = p.add_argument_group("a table instead of a config (TablePredictor)")
     t.add_argument("--table", help="training table (CSV, TSV or Parquet)")
     t.add_argument("--label", help="label column")
@@ -68,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--teacher", required=True, help="run directory of the trained teacher")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier run in the same run directory")
+    _tracking(p)
     for name in ("validate", "test"):
         p = sub.add_parser(name, help=f"metrics of a checkpoint on the {'validation' if name == 'validate' else 'test'} split")
         _common(p)
@@ -119,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("directory")
     p.add_argument("--baseline", help="sweep: the variant p-values and robustness compare against")
     p.add_argument("--metric", help="sweep: the metric to summarise (default: the first test metric)")
+    p.add_argument("--html", action="store_true", help="sweep: also write report.html (one self-contained page with charts)")
     p = sub.add_parser("sweep", help="N seeds x M variants, resumable; prints mean ± std and Welch p-values")
     p.add_argument("--config", "-c", required=True, help="sweep YAML (see mmrefine.experiments.sweep)")
     p.add_argument("--out", required=True)
@@ -129,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local processes (default), or tasks on a Ray cluster (pip install -e '.[ray]')")
     p.add_argument("--address", help="Ray cluster to join ('auto' or HOST:PORT; default: start a local one)")
     p.add_argument("--cpus-per-run", type=int, default=1, help="CPUs (torch threads) each run asks of Ray (default 1)")
+    _tracking(p)
     return parser
 
 
@@ -212,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         load_plugins(args.imports)
         if args.command == "fit" and args.table:
+            if args.loggers or args.tracking_uri:
+                raise ConfigError("--logger and --tracking-uri apply to a config's fit, not to fit --table")
             _fit_table(args)
             return 0
         if args.command == "predict" and args.table:
@@ -246,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             from mmrefine.experiments.report import write_report
 
-            print(write_report(args.directory, args.baseline, args.metric))
+            path = write_report(args.directory, args.baseline, args.metric, args.html)
+            print(path.with_suffix(".html") if args.html else path)
             return 0
         if args.command == "sweep":
             from mmrefine.experiments.sweep import load_sweep, read_records, run_sweep, summarize
@@ -262,7 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"({r['seconds']:.0f} s)", file=sys.stderr, flush=True)
 
             records = run_sweep(args.config, args.out, args.seeds, args.epochs, on_record=note, jobs=args.jobs,
-                                executor=args.executor, address=args.address, cpus_per_run=args.cpus_per_run)
+                                executor=args.executor, address=args.address, cpus_per_run=args.cpus_per_run,
+                                loggers=args.loggers, tracking_uri=args.tracking_uri)
             print(f"{'variant':<24} {sweep.metric:>18} {'n':>3} {'p vs ' + str(sweep.baseline):>14}")
             for c in summarize(records, sweep.metric, sweep.baseline):
                 print(f"{c.name:<24} {c.mean:>10.4f} ± {c.std:.4f} {c.n:>3} {c.p_value:>14.4f}")

@@ -93,7 +93,8 @@ class OptimConfig:
 
 @dataclass
 class TrainerConfig:
-    """Lightning Trainer settings plus checkpointing and early stopping."""
+    """Lightning Trainer settings plus checkpointing, early stopping and the experiment
+    trackers (``loggers``; :mod:`mmrefine.training.loggers`)."""
 
     max_epochs: int = 30
     accelerator: str = "auto"
@@ -112,9 +113,15 @@ class TrainerConfig:
     validate_batches: bool = True
     num_sanity_val_steps: int = 2
     check_val_every_n_epoch: int = 1
+    loggers: list[str] = field(default_factory=lambda: ["csv"])  # csv (always written), tensorboard, mlflow
+    tracking_uri: Union[str, None] = None  # MLflow tracking store (None: sqlite in the run or sweep directory)
+    experiment_name: Union[str, None] = None  # MLflow experiment (None: the run directory's name, or the sweep's)
+    run_name: Union[str, None] = None  # MLflow run name (None: the run directory's name, or VARIANT/seedN)
 
     def __post_init__(self) -> None:
         _check(self.max_epochs >= 1, "trainer.max_epochs", "must be >= 1", self.max_epochs)
+        known = ("csv", "tensorboard", "mlflow")
+        _check(all(n in known for n in self.loggers), "trainer.loggers", f"must list loggers among {', '.join(known)}", self.loggers)
         _check(self.num_nodes >= 1, "trainer.num_nodes", "must be >= 1", self.num_nodes)
         _check(self.patience is None or self.patience >= 0, "trainer.patience", "must be >= 0", self.patience)
         _check(self.mode in (None, "min", "max"), "trainer.mode", "must be min or max", self.mode)

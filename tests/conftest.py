@@ -46,3 +46,31 @@ def tiny_config(tmp_path: Path, **over: Any) -> ExperimentConfig:
 def random_features(dims: dict[str, int], b: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return {m: torch.randn(b, d, generator=g) for m, d in dims.items()}
+
+
+TRACKED_EXPERIMENT: dict[str, Any] = {
+    "data": {"name": "mfeat", "views": ["fou", "kar"], "batch_size": 64},
+    "model": {"default_encoder": {"name": "mlp", "hidden": [32], "out_dim": 16}, "fusion": {"name": "concat"}},
+    "optim": {"lr": 0.003},
+    "trainer": {"max_epochs": 3, "progress_bar": False, "accelerator": "cpu", "devices": 1, "num_sanity_val_steps": 0},
+}
+
+
+@pytest.fixture(scope="session")
+def tracked_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-variant x 2-seed mfeat sweep (3 epochs, missing modalities) run once with
+    ``--logger tensorboard --logger mlflow``; its OUT folder (runs.jsonl, runs/, mlflow.db)."""
+    import yaml
+
+    from mmrefine.cli import main
+
+    pytest.importorskip("mlflow")
+    pytest.importorskip("tensorboard")
+    d = tmp_path_factory.mktemp("tracked")
+    (d / "exp.yaml").write_text(yaml.safe_dump(TRACKED_EXPERIMENT))
+    sweep = {"experiment": "exp.yaml", "seeds": [0, 1], "metric": "test/acc", "missing": True,
+             "variants": {"concat": {}, "gmu": {"model": {"fusion": {"name": "gmu", "out_dim": 16}}}}}
+    (d / "compare.yaml").write_text(yaml.safe_dump(sweep))
+    out = d / "out"
+    assert main(["sweep", "-c", str(d / "compare.yaml"), "--out", str(out), "--logger", "tensorboard", "--logger", "mlflow"]) == 0
+    return out

@@ -85,3 +85,15 @@ def test_no_bare_assert_judges_input() -> None:
         if isinstance(node, ast.Assert)
     ]
     assert not found, found
+
+
+def test_import_and_help_load_neither_torch_nor_lightning() -> None:
+    """``import mmrefine`` and ``mmrefine --help`` stay light (benchmarks/import_time.py times them)."""
+    code = ("import sys, mmrefine, mmrefine.cli; "
+            "heavy = [m for m in ('torch', 'lightning', 'sentence_transformers', 'ray', 'matplotlib', 'mlflow') if m in sys.modules]; "
+            "assert not heavy, heavy; "
+            "sys.argv = ['mmrefine', '--help']\n"
+            "try:\n    mmrefine.cli.main()\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'lightning', 'matplotlib') if m in sys.modules]; assert not heavy, heavy")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -1,7 +1,14 @@
 """The ground floor: contracts, errors, registries, masks and shared layers.
 
-Imports nothing else of mmrefine; every other package may import it.
+Imports nothing else of mmrefine; every other package may import it. The errors and the
+registry load with the package; the names that need torch (layers, masks, the model
+contract) load on first use, so ``import mmrefine`` and ``mmrefine --help`` stay fast.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from mmrefine.core.errors import (
     BatchError,
@@ -12,23 +19,25 @@ from mmrefine.core.errors import (
     MMRefineError,
     RunError,
 )
-from mmrefine.core.layers import mlp, sinusoidal_positions
-from mmrefine.core.mask import check_modalities, full_mask, zero_absent
-from mmrefine.core.output import ModelOutput
-from mmrefine.core.protocols import (
-    HasAuxiliaryLosses,
-    HasGates,
-    HasInferenceModel,
-    HasInputShape,
-    HasSlots,
-    HasStepFeatures,
-    HasWeights,
-    MultimodalModel,
-    check_model,
-    inference_model,
-    parameter_dtype,
-)
 from mmrefine.core.registry import Registry, build_checked
+
+_LAZY = {
+    "mlp": "layers", "sinusoidal_positions": "layers",
+    "check_modalities": "mask", "full_mask": "mask", "zero_absent": "mask",
+    "ModelOutput": "output",
+    **{name: "protocols" for name in ("HasAuxiliaryLosses", "HasGates", "HasInferenceModel", "HasInputShape", "HasSlots",
+                                      "HasStepFeatures", "HasWeights", "MultimodalModel", "check_model", "inference_model",
+                                      "parameter_dtype")},
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"mmrefine.core.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mmrefine.core' has no attribute '{name}'")
+
 
 __all__ = [
     "BatchError", "CheckpointMismatchError", "ConfigError", "ContractError", "DataError", "HasAuxiliaryLosses",

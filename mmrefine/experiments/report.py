@@ -24,12 +24,18 @@ from mmrefine.core.errors import CheckpointMismatchError, ConfigError, DataError
 from mmrefine.evaluation import figures
 from mmrefine.evaluation.robustness import percentage_drop
 from mmrefine.evaluation.statistics import compare, mean_std
+from mmrefine.experiments.document import Bars, Chart, Lines, Table, Text
 
 
-def write_report(directory: str | Path, baseline: str | None = None, metric: str | None = None) -> Path:
+def write_report(directory: str | Path, baseline: str | None = None, metric: str | None = None, html: bool = False) -> Path:
+    """``report.md`` for a run or a sweep directory; for a sweep, ``html`` also writes
+    ``report.html`` (one self-contained page: sortable tables, bar charts with error
+    bars, training curves per variant; :mod:`mmrefine.experiments.document`)."""
     d = Path(directory)
     if (d / "runs.jsonl").is_file():
-        return sweep_report(d, baseline, metric)
+        return sweep_report(d, baseline, metric, html)
+    if html:
+        raise ConfigError(f"--html is for a sweep directory (runs.jsonl); {d} is not one")
     if (d / "metrics.json").is_file() and (d / "config.yaml").is_file():
         return run_report(d)
     raise DataError(f"{d} is neither a run directory (config.yaml + metrics.json) nor a sweep directory (runs.jsonl)")
@@ -114,7 +120,21 @@ def _fmt(xs: list[float]) -> str:
     return f"{m:.4f} ± {s:.4f}"
 
 
-def sweep_report(d: Path, baseline: str | None = None, metric: str | None = None) -> Path:
+def sweep_report(d: Path, baseline: str | None = None, metric: str | None = None, html: bool = False) -> Path:
+    """Write ``report.md`` for the sweep in ``d`` (and ``report.html`` with ``html``); return the Markdown's path."""
+    from mmrefine.experiments.document import html_page, markdown
+
+    blocks = sweep_blocks(d, baseline, metric)
+    out = d / "report.md"
+    out.write_text(markdown([b for b in blocks if not (isinstance(b, Chart) and b.png is None)]))
+    if html:
+        (d / "report.html").write_text(html_page(f"Sweep report: {d}", blocks))
+    return out
+
+
+def sweep_blocks(d: Path, baseline: str | None = None, metric: str | None = None) -> list[Any]:
+    """The sweep report as blocks (:mod:`mmrefine.experiments.document`): the Markdown's text and
+    tables, in order, and the charts the HTML page draws beside them."""
     from mmrefine.evaluation.robustness import relative_robustness, scale_unit
     from mmrefine.experiments.sweep import read_records
 
@@ -127,46 +147,54 @@ def sweep_report(d: Path, baseline: str | None = None, metric: str | None = None
     higher = metric_direction(records[0], metric) == "max"
     by = {v: [r for r in records if r["variant"] == v] for v in variants}
     comp = {c.name: c for c in compare({v: [r["test"][metric] for r in rs] for v, rs in by.items()}, baseline)}
-    lines = [f"# Sweep report: `{d}`", "", f"Test `{metric}`, mean ± std over seeds; p: Welch's t-test against `{baseline}`.", ""]
-    lines += _table(["variant", "seeds", metric, "p"], [
+    blocks: list[Any] = [Text([f"# Sweep report: `{d}`", "", f"Test `{metric}`, mean ± std over seeds; p: Welch's t-test against `{baseline}`.", ""])]
+    blocks.append(Table(["variant", "seeds", metric, "p"], [
         [v, ",".join(str(r["seed"]) for r in rs), _fmt([r["test"][metric] for r in rs]),
          "-" if math.isnan(comp[v].p_value) else f"{comp[v].p_value:.4f}"] for v, rs in by.items()
-    ])
+    ]))
+    blocks.append(Chart(f"Test {metric} per variant (mean, error bars ± 1 std over seeds)",
+                        Bars(variants, [metric], {v: {metric: mean_std([r["test"][metric] for r in rs])} for v, rs in by.items()}), metric))
+    blocks += training_curve_charts(by, metric)
     if all("missing" in r for r in records):
         mods = list(records[0]["missing"])
-        lines += ["", f"## Test `{metric}` with one modality missing", "",
-                  f"`mean`: per seed, the mean over the single-missing columns; p: Welch's t-test of that mean against `{baseline}`.", ""]
+        blocks.append(Text(["", f"## Test `{metric}` with one modality missing", "",
+                            f"`mean`: per seed, the mean over the single-missing columns; p: Welch's t-test of that mean against `{baseline}`.", ""]))
         means = {v: [statistics.fmean(r["missing"][m][metric] for m in mods) for r in rs] for v, rs in by.items()}
         miss_comp = {c.name: c for c in compare(means, baseline)}
-        lines += _table(["variant", *[f"no {m}" for m in mods], "mean", "p"], [
+        blocks.append(Table(["variant", *[f"no {m}" for m in mods], "mean", "p"], [
             [v, *[_fmt([r["missing"][m][metric] for r in rs]) for m in mods], _fmt(means[v]),
              "-" if math.isnan(miss_comp[v].p_value) else f"{miss_comp[v].p_value:.4f}"] for v, rs in by.items()
-        ])
-        lines += ["", "Percentage drop `(full - degraded) / full` (UCRN's robustness table), mean over seeds:", ""]
-        lines += _table(["variant", *[f"no {m}" for m in mods]], [
+        ]))
+        settings = ["all", *[f"no {m}" for m in mods]]
+        values = {s: {v: mean_std([r["test"][metric] if s == "all" else r["missing"][s[3:]][metric] for r in rs]) for v, rs in by.items()}
+                  for s in settings}
+        blocks.append(Chart(f"Test {metric} with every modality, and with each one missing (± 1 std over seeds)",
+                            Bars(settings, variants, values), metric))
+        blocks.append(Text(["", "Percentage drop `(full - degraded) / full` (UCRN's robustness table), mean over seeds:", ""]))
+        blocks.append(Table(["variant", *[f"no {m}" for m in mods]], [
             [v, *[f"{100 * statistics.fmean(percentage_drop(r['test'][metric], r['missing'][m][metric]) for r in rs):.1f}%" for m in mods]]
             for v, rs in by.items()
-        ])
+        ]))
     if all("subsets" in r for r in records):
         subs = list(records[0]["subsets"])
-        lines += ["", f"## Test `{metric}` with only these modalities present", ""]
-        lines += _table(["variant", *subs, "all"], [
+        blocks.append(Text(["", f"## Test `{metric}` with only these modalities present", ""]))
+        blocks.append(Table(["variant", *subs, "all"], [
             [v, *[_fmt([r["subsets"][s][metric] for r in rs]) for s in subs], _fmt([r["test"][metric] for r in rs])] for v, rs in by.items()
-        ])
+        ]))
     if all("retrieval" in r for r in records):
         mods = list(records[0]["retrieval"])
         ks = [k for k in records[0]["retrieval"][mods[0]] if k != "query"]
-        lines += ["", "## Unimodal-query retrieval", "",
-                  "Top-k accuracy: a test sample's unimodal feature, computed with every other modality absent, queries the "
-                  "training set's fused embeddings by cosine similarity; a hit is a class match (multi-label: a shared label) "
-                  "among the k nearest. `placement`: how the query enters the fused space (`pad`: zero-padded at offset 0, "
-                  "`slot`: in its own slot of a concatenation, `linear`: a least-squares map fitted on the training set).", ""]
-        lines += _table(["variant", "query", "placement", *[f"top-{k}" for k in ks]], [
+        blocks.append(Text(["", "## Unimodal-query retrieval", "",
+                            "Top-k accuracy: a test sample's unimodal feature, computed with every other modality absent, queries the "
+                            "training set's fused embeddings by cosine similarity; a hit is a class match (multi-label: a shared label) "
+                            "among the k nearest. `placement`: how the query enters the fused space (`pad`: zero-padded at offset 0, "
+                            "`slot`: in its own slot of a concatenation, `linear`: a least-squares map fitted on the training set).", ""]))
+        blocks.append(Table(["variant", "query", "placement", *[f"top-{k}" for k in ks]], [
             [v, m, str(rs[0]["retrieval"][m].get("query", "pad (offset 0, all modalities present)")),
              *[_fmt([r["retrieval"][m][k] for r in rs]) for k in ks]] for v, rs in by.items() for m in mods
-        ])
+        ]))
     if all("noise" in r for r in records):
-        lines += ["", "## Robustness to noise", ""]
+        blocks.append(Text(["", "## Robustness to noise", ""]))
         rob_rows = []
         for m in records[0]["noise"]:
             levels = [float(x) for x in records[0]["noise"][m]]
@@ -178,39 +206,76 @@ def sweep_report(d: Path, baseline: str | None = None, metric: str | None = None
                 taus[v] = relative_robustness(levels, curves[v][1], curves[baseline][1], higher_is_better=higher)
             scaled = scale_unit(taus)
             figures.robustness_curves(curves, d / f"robustness_{m}.png", xlabel=f"noise level on {m}", ylabel=metric)
-            lines += [f"![robustness {m}](robustness_{m}.png)", ""]
+            blocks.append(Chart(f"robustness {m}", Lines(curves, f"noise level on {m}"), metric, png=f"robustness_{m}.png"))
             rob_rows += [[m, v, f"{taus[v]:+.4f}", f"{scaled[v]:.2f}"] for v in by]
-        lines += ["Relative robustness (area between curves against the baseline, per unit noise; "
-                  "positive = more robust; scaled to [0, 1] across variants):", ""]
-        lines += _table(["noisy modality", "variant", "tau", "scaled"], rob_rows)
+        blocks.append(Text(["Relative robustness (area between curves against the baseline, per unit noise; "
+                            "positive = more robust; scaled to [0, 1] across variants):", ""]))
+        blocks.append(Table(["noisy modality", "variant", "tau", "scaled"], rob_rows))
     if all("shuffled" in r for r in records):
         kinds = list(records[0]["shuffled"])
         short = metric.split("/", 1)[-1]
-        lines += ["", "## An irrelevant modality (each modality in turn taken from another test sample)", "",
-                  f"`{short}` and the summed refiner loss (`refiner_*` terms, where the model has them) on the test split, "
-                  "as it is (`none`) and with one modality shuffled across samples; mean ± std over seeds.", ""]
+        blocks.append(Text(["", "## An irrelevant modality (each modality in turn taken from another test sample)", "",
+                            f"`{short}` and the summed refiner loss (`refiner_*` terms, where the model has them) on the test split, "
+                            "as it is (`none`) and with one modality shuffled across samples; mean ± std over seeds.", ""]))
         rows = []
         for v, rs in by.items():
             has_refiner = any(k.startswith("refiner_") for k in rs[0]["shuffled"][kinds[0]])
             rows.append([v, *[_fmt([r["shuffled"][k][short] for r in rs]) for k in kinds],
                          *([_fmt([sum(x for kk, x in r["shuffled"][k].items() if kk.startswith("refiner_")) for r in rs])
                             for k in kinds] if has_refiner else ["-"] * len(kinds))])
-        lines += _table(["variant", *[f"{short}: {k}" for k in kinds], *[f"refiner loss: {k}" for k in kinds]], rows)
+        blocks.append(Table(["variant", *[f"{short}: {k}" for k in kinds], *[f"refiner loss: {k}" for k in kinds]], rows))
     if all("probes" in r for r in records):
-        lines += ["", "## Linear probes of the unimodal features per unrolled step", "",
-                  "Test accuracy of a logistic-regression probe fit on the training split's features of each modality "
-                  "at each step (a model without Progressive Fusion has one step); p: Welch's t-test of the last step "
-                  "against step 1 of the same variant.", ""]
-        rows = []
+        blocks.append(Text(["", "## Linear probes of the unimodal features per unrolled step", "",
+                            "Test accuracy of a logistic-regression probe fit on the training split's features of each modality "
+                            "at each step (a model without Progressive Fusion has one step); p: Welch's t-test of the last step "
+                            "against step 1 of the same variant.", ""]))
+        rows, probe_values, probe_steps = [], {}, []
         for v, rs in by.items():
             steps = list(rs[0]["probes"])
             for m in rs[0]["probes"][steps[0]]:
                 per = [[r["probes"][t][m] for r in rs] for t in steps]
                 p = compare({"1": per[0], "last": per[-1]}, "1")[1].p_value if len(steps) > 1 else math.nan
                 rows.append([v, m, *[_fmt(x) for x in per], "-" if math.isnan(p) else f"{p:.4f}"])
+                for i, x in enumerate(per):
+                    probe_values.setdefault(f"{v}: {m}", {})[f"step {i + 1}"] = mean_std(x)
+                probe_steps = max(probe_steps, [f"step {i + 1}" for i in range(len(per))], key=len)
         width = max(len(r) for r in rows) - 3
-        lines += _table(["variant", "modality", *[f"step {t + 1}" for t in range(width)], "p"],
-                        [r[:-1] + ["-"] * (width + 3 - len(r)) + r[-1:] for r in rows])
-    out = d / "report.md"
-    out.write_text("\n".join(lines) + "\n")
-    return out
+        blocks.append(Table(["variant", "modality", *[f"step {t + 1}" for t in range(width)], "p"],
+                            [r[:-1] + ["-"] * (width + 3 - len(r)) + r[-1:] for r in rows]))
+        blocks.append(Chart("Linear-probe test accuracy per modality and unrolled step (± 1 std over seeds)",
+                            Bars(list(probe_values), probe_steps, probe_values), "probe accuracy"))
+    return blocks
+
+
+def training_curve_charts(by: dict[str, list[dict]], metric: str) -> list[Any]:
+    """Per variant, the validation counterpart of ``metric`` and the training loss per epoch,
+    mean and a band of ± 1 std over seeds, from each run's CSV logs (runs whose logs are not
+    there, e.g. committed records without their run directories, are left out)."""
+    from mmrefine.training.engine import read_logs
+
+    val = "val/" + metric.split("/", 1)[-1]
+    charts = []
+    for key, title in ((val, f"Validation {val.split('/', 1)[-1]} per epoch"), ("train/loss_epoch", "Training loss per epoch")):
+        curves = {}
+        for v, rs in by.items():
+            per_seed = []
+            for r in rs:
+                logs_dir = Path(r.get("run_dir", "")) / "train"
+                if not (logs_dir / "logs").is_dir():
+                    continue
+                try:
+                    logs = read_logs(logs_dir)
+                except DataError:
+                    continue
+                if key in logs and "train/loss_epoch" in logs:
+                    trained = set(logs.dropna(subset=["train/loss_epoch"])["epoch"])  # not the final re-validation of the best epoch
+                    series = logs.dropna(subset=[key]).groupby("epoch")[key].last()
+                    per_seed.append(series[series.index.isin(trained)])
+            if per_seed:
+                epochs = sorted(set.intersection(*[set(s.index) for s in per_seed]))
+                if epochs:
+                    vals = [[float(s[e]) for s in per_seed] for e in epochs]
+                    curves[v] = ([e + 1 for e in epochs], [mean_std(x)[0] for x in vals], [mean_std(x)[1] for x in vals])
+        if curves:
+            charts.append(Chart(f"{title} (mean, band ± 1 std over seeds)", Lines(curves, "epoch"), key))
+    return charts

@@ -147,8 +147,15 @@ def run_sweep(
     executor: str = "local",
     address: str | None = None,
     cpus_per_run: int = 1,
+    loggers: Sequence[str] | None = None,
+    tracking_uri: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run every missing (variant, seed) of the sweep at ``path``; return all records.
+
+    ``loggers`` (``tensorboard``, ``mlflow``) replaces the experiments' ``trainer.loggers``
+    (:mod:`mmrefine.training.loggers`): the sweep is one MLflow experiment (named after the
+    sweep file) in ``tracking_uri``, by default the SQLite store ``OUT/mlflow.db``, each
+    (variant, seed) one MLflow run ``VARIANT/seedN``; TensorBoard reads ``OUT/runs``.
 
     ``jobs > 1`` runs that many runs at once in separate processes, the CPU
     threads divided between them (``cpu_count // jobs`` each); ``executor="ray"``
@@ -178,9 +185,16 @@ def run_sweep(
 
     order = {name: i for i, name in enumerate(sweep.variants)}
     todo.sort(key=lambda t: (depth(t[0]), order[t[0]]))
+    tracking = tracking_settings(path, sweep, out, loggers, tracking_uri)
+    if todo and "mlflow" in (tracking.get("loggers") or _experiment_trainer(path, sweep).get("loggers") or []):
+        from mmrefine.training.loggers import check_loggers, prepare_store
+
+        check_loggers(["mlflow"])
+        if tracking["tracking_uri"].startswith("sqlite:///"):
+            prepare_store(tracking["tracking_uri"], tracking["experiment_name"], out.resolve() / "mlartifacts")
     if executor == "local" and (jobs == 1 or len(todo) <= 1):
         for name, seed in todo:
-            keep(run_one(path, sweep, out, name, seed, epochs))
+            keep(run_one(path, sweep, out, name, seed, epochs, tracking))
         return read_records(out)
     if not todo:
         return read_records(out)
@@ -197,7 +211,7 @@ def run_sweep(
     def submit() -> None:
         for item in [i for i in queued if ready(i)]:
             queued.remove(item)
-            pending[pool.submit(run_one, path, sweep, out, item[0], item[1], epochs)] = item
+            pending[pool.submit(run_one, path, sweep, out, item[0], item[1], epochs, tracking)] = item
 
     try:
         submit()
@@ -212,14 +226,39 @@ def run_sweep(
     return read_records(out)
 
 
-def run_one(path: Path, sweep: SweepConfig, out: Path, name: str, seed: int, epochs: int | None) -> dict[str, Any]:
+def tracking_settings(path: Path, sweep: SweepConfig, out: Path, loggers: Sequence[str] | None,
+                      tracking_uri: str | None) -> dict[str, Any]:
+    """The ``trainer`` settings every run of the sweep gets for its trackers: the command
+    line's, else the experiment file's, else one store and experiment for the whole sweep."""
+    from mmrefine.training.loggers import default_tracking_uri
+
+    given = _experiment_trainer(path, sweep)
+    settings: dict[str, Any] = {"tracking_uri": tracking_uri or given.get("tracking_uri") or default_tracking_uri(out),
+                                "experiment_name": given.get("experiment_name") or Path(path).stem}
+    if loggers:
+        settings["loggers"] = list(loggers)
+    return settings
+
+
+def _experiment_trainer(path: Path, sweep: SweepConfig) -> dict[str, Any]:
+    """The ``trainer`` section of the sweep's experiment file."""
+    trainer = read_yaml(Path(path).parent / sweep.experiment).get("trainer") or {}
+    return dict(trainer) if isinstance(trainer, dict) else {}
+
+
+def run_one(path: Path, sweep: SweepConfig, out: Path, name: str, seed: int, epochs: int | None,
+            tracking: dict[str, Any] | None = None) -> dict[str, Any]:
     """Fit one (variant, seed) of the sweep loaded from ``path`` (resuming its run
-    directory) and evaluate it; return its record."""
+    directory) and evaluate it; return its record. ``tracking``: the sweep's tracker
+    settings (:func:`tracking_settings`); a variant's own ``trainer`` settings win."""
+    from lightning.pytorch.loggers import CSVLogger
+
     from mmrefine.training.engine import fit
 
     t0 = time.perf_counter()
     run_dir = run_dir_of(out, name, seed)
-    data = deep_merge(sweep.variants[name], {"seed": seed, "run_dir": str(run_dir)})
+    trainer = {**(tracking or {}), "run_name": f"{name}/seed{seed}"}
+    data = deep_merge({"trainer": trainer}, deep_merge(sweep.variants[name], {"seed": seed, "run_dir": str(run_dir)}))
     if (dep := teacher_variant(sweep, name)) is not None:
         data = deep_merge(data, {"model": {"distill": {"teacher": str(run_dir_of(out, dep, seed))}}})
     if epochs is not None:
@@ -227,6 +266,7 @@ def run_one(path: Path, sweep: SweepConfig, out: Path, name: str, seed: int, epo
     cfg = load_config(path.parent / sweep.experiment, data=data)
     cfg.trainer.progress_bar = False
     res = fit(cfg, resume=True)  # an unstarted run starts fresh, a finished one is only loaded
+    res.trainer.loggers = [lg for lg in res.trainer.loggers if isinstance(lg, CSVLogger)]  # the trackers keep the fit's final metrics
     task = res.module.task
     record: dict[str, Any] = {"variant": name, "seed": seed, "run_dir": str(run_dir), "test": res.test, "val": res.val,
                               "directions": {k: task.metric_mode(k) for k in (*res.test, *res.val)}}

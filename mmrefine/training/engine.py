@@ -12,6 +12,8 @@ Run directory layout::
                                        segments as metrics.part0.csv, ...; see read_logs)
     RUN_DIR/model.safetensors          the inference model (Refiner decoders removed)
     RUN_DIR/metrics.json               validation and test metrics of the best checkpoint
+    RUN_DIR/tracking.json              the MLflow run a resumed fit appends to (trainer.loggers: [mlflow])
+    RUN_DIR/*/tensorboard/             TensorBoard event files (trainer.loggers: [tensorboard])
 
 ``resume=True`` continues from the newest ``last.ckpt`` of the unfinished stage;
 the result equals an uninterrupted run's (epoch-seeded shuffling, RNG state
@@ -42,6 +44,7 @@ from mmrefine.core.protocols import inference_model
 from mmrefine.data.datamodule import MultimodalDataModule
 from mmrefine.refine.distill import ModalityDistiller
 from mmrefine.training.builders import build_datamodule, build_model, build_task, data_signature, load_exported
+from mmrefine.training.loggers import check_loggers, log_artifacts, make_loggers
 from mmrefine.training.module import MultimodalModule, check_architecture, check_data
 from mmrefine.training.rundir import AtomicCheckpoint, RunLock, check_writable
 from mmrefine.training.tasks import Task
@@ -67,7 +70,10 @@ def make_trainer(
     mode: str,
     max_epochs: int,
     callbacks: Sequence[Callback] = (),
+    stage: str | None = None,
 ) -> tuple[L.Trainer, AtomicCheckpoint]:
+    """A trainer writing into ``stage_dir``; a training ``stage`` (``pretrain``, ``train``) also
+    logs to the trackers of ``trainer.loggers``, evaluation to the CSV logger only."""
     t = cfg.trainer
     if is_primary_process():
         _keep_previous_logs(stage_dir / "logs")
@@ -95,7 +101,7 @@ def make_trainer(
         precision=t.precision,
         deterministic=t.deterministic,
         callbacks=cbs,
-        logger=CSVLogger(stage_dir, name="logs", version=""),
+        logger=make_loggers(cfg, stage_dir, stage) if stage else CSVLogger(stage_dir, name="logs", version=""),
         log_every_n_steps=t.log_every_n_steps,
         enable_progress_bar=t.progress_bar,
         enable_model_summary=False,
@@ -234,6 +240,7 @@ def fit(
     :class:`~mmrefine.TablePredictor` passes its DataFrames this way).
     """
     run_dir = Path(cfg.run_dir)
+    check_loggers(cfg.trainer.loggers)  # a tracker that is not installed fails before anything is built or written
     dm, task, model = prepare(cfg, datamodule)
     if not is_primary_process():  # another process of a multi-process run: rank 0 owns the run directory
         _check_distributed(cfg)
@@ -252,7 +259,7 @@ def fit(
                     f"run directory {run_dir} already holds a run ({', '.join(used)}); "
                     "resume it (--resume), overwrite it (--overwrite) or choose another run_dir"
                 )
-            for f in ("metrics.json", "model.safetensors"):
+            for f in ("metrics.json", "model.safetensors", "tracking.json"):  # a fresh fit is a new MLflow run
                 (run_dir / f).unlink(missing_ok=True)
         for s in stages:
             if s.exists() and (not resume or not _started(s)):
@@ -276,7 +283,7 @@ def _fit_stages(
         else:
             optim = OptimConfig(**{**to_dict(cfg.optim), "lr": cfg.pretrain.lr or cfg.optim.lr})
             pmod = MultimodalModule(model, task, optim, "pretrain", dm.schema, cfg_dict, cfg.trainer.validate_batches, signature)
-            trainer, pbest = make_trainer(cfg, pdir, "val/loss", "min", cfg.pretrain.epochs, callbacks)
+            trainer, pbest = make_trainer(cfg, pdir, "val/loss", "min", cfg.pretrain.epochs, callbacks, stage="pretrain")
             trainer.fit(pmod, train_dataloaders=dm.pretrain_dataloader(), val_dataloaders=dm.val_dataloader(),
                         ckpt_path=_last(pdir) if resume else None, weights_only=True)
             if trainer.interrupted:
@@ -290,7 +297,7 @@ def _fit_stages(
     module = MultimodalModule(model, task, cfg.optim, "supervised", dm.schema, cfg_dict, cfg.trainer.validate_batches, signature)
     monitor = cfg.trainer.monitor or task.monitor
     mode = cfg.trainer.mode or task.mode
-    trainer, ckpt = make_trainer(cfg, tdir, monitor, mode, cfg.trainer.max_epochs, callbacks)
+    trainer, ckpt = make_trainer(cfg, tdir, monitor, mode, cfg.trainer.max_epochs, callbacks, stage="train")
     trainer.fit(module, datamodule=dm, ckpt_path=_last(tdir) if resume else None, weights_only=True)
     if trainer.interrupted:
         raise KeyboardInterrupt("training interrupted")
@@ -304,6 +311,7 @@ def _fit_stages(
     if primary:
         export(module.model, run_dir / "model.safetensors")
         _write_atomic(run_dir / "metrics.json", json.dumps({"best_checkpoint": best, "val": result.val, "test": result.test}, indent=2))
+        log_artifacts(trainer.loggers, [run_dir / "model.safetensors", run_dir / "metrics.json"])
     return result
 
 
