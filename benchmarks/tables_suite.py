@@ -17,6 +17,9 @@ that can use them) and each seed, it fits and scores on the test file:
 * ``best``, ``fast``: ``TablePredictor`` with each preset and ``--eval-metric``
   (``best`` with ``--time-limit``); ``best+finetune``: the default preset with MiniLM's top
   layers fine-tuned inside the network (asked for by name: minutes per fit on 2 cores);
+  ``best:linear``: the default preset with its linear member alone (the logistic
+  regression bagged over the folds, with the decision chosen on its out-of-fold
+  predictions): what the decision rule gives without the network and the boosting;
 * ``fast:COMBINER`` and ``fast:COMBINER+refiner``: the network alone with each
   Multimodal-Toolkit combiner, without and with the Refiner (pretrained on the
   unlabelled rows when there are any).
@@ -56,7 +59,7 @@ from mmrefine.predictors.members import gbm_code_maps, gbm_matrix, linear_matrix
 from mmrefine.predictors.metrics import REPORTED, get_metric, labels_of, score
 
 COMBINERS = ("text_only", "concat", "mlp_cat_concat", "mlps_concat", "concat_mlp", "tabular_attention", "gating", "weighted_feature_sum")
-DEFAULT_VARIANTS = ("majority", "logreg", "gbm", "autogluon", "best", "fast", *[f"fast:{c}{r}" for c in COMBINERS for r in ("", "+refiner")])
+DEFAULT_VARIANTS = ("majority", "logreg", "gbm", "autogluon", "best", "best:linear", "fast", *[f"fast:{c}{r}" for c in COMBINERS for r in ("", "+refiner")])
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -196,6 +199,7 @@ def runner(name: str, args: argparse.Namespace) -> Callable[[Split], dict[str, A
     fixed: dict[str, Callable[[Split], Any]] = {
         "majority": run_majority, "logreg": run_logreg, "gbm": run_gbm, "autogluon": run_autogluon,
         "best": lambda s: run_predictor(s, preset="best", time_limit=args.time_limit),
+        "best:linear": lambda s: run_predictor(s, preset="best", members=["linear"], time_limit=args.time_limit),
         "best+finetune": lambda s: run_predictor(s, preset="best", time_limit=None, text_encoder="finetune"),
         "fast": lambda s: run_predictor(s, preset="fast"),
         "fast+finetune": lambda s: run_predictor(s, preset="fast", text_encoder="finetune"),

@@ -24,25 +24,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mmrefine.config import load_config
 from mmrefine.training.builders import build_datamodule, build_model, build_task
+from mmrefine.training.machine import matmul_gflops
 
 TICKERS = ["MCD", "SBUX", "YUM"]
 
 
 def matmul_peak(repeats: int = 5) -> tuple[float, int]:
-    """Best fp32 GFLOP/s of ``a @ b`` over square sizes, and the size that reached it."""
-    best, at = 0.0, 0
-    for n in (256, 512, 1024, 2048):
-        a, b = torch.randn(n, n), torch.randn(n, n)
-        a @ b
-        reps = max(3, int(2e10 // (2 * n**3)))  # about 20 GFLOP per timing
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                a @ b
-            rate = 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
-            if rate > best:
-                best, at = rate, n
-    return best, at
+    """Best fp32 GFLOP/s of ``a @ b`` over square sizes (about 20 GFLOP per timing), and the size that reached it."""
+    return matmul_gflops(sizes=(256, 512, 1024, 2048), flop_per_timing=2e10, repeats=repeats)
 
 
 def architectures(d: int, layers: int, attn_dropout: float | None = None) -> dict[str, dict]:

@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -58,8 +59,10 @@ def test_demo_writes_table_report_and_plot(tmp_path: Path, capsys) -> None:
     assert [r["variant"] for r in rows] == ["concat", "concat+refiner", "gmu", "gmu+refiner", "gmu+profusion"]
     printed = capsys.readouterr().out
     assert "gmu+refiner" in printed and "no fou" in printed and "step 1 -> step 2" in printed
+    assert re.search(r"5 runs, \d+ s on this machine: \d+ cores, torch threads \d+, fp32 matmul \d+ GFLOP/s", printed)
     report = (out / "report.md").read_text()
     assert "| gmu+refiner |" in report and "missing_views.png" in report and "p vs concat" in report
+    assert "GFLOP/s" in report
     assert (out / "missing_views.png").stat().st_size > 1000
     records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
     assert len(records) == 5 and set(records[0]["missing"]) == {"fou", "fac", "kar", "pix", "zer", "mor"}

@@ -80,10 +80,13 @@ def run_demo(
         for name, cells in probe_rows:
             ptable.add_row(name, *cells.values())
         console.print(ptable)
-    console.print(f"{len(records)} runs, {total:.0f} s")
+    from mmrefine.training.machine import machine_line
+
+    machine = machine_line()  # measured after the sweep, so it is not part of its time
+    console.print(f"{len(records)} runs, {total:.0f} s on this machine: {machine}")
     if views:
         _plot(records, list(sweep.variants), views, out / "missing_views.png", metric)
-    _report(out / "report.md", sweep, wanted, views, rows, total, len(records), probe_rows)
+    _report(out / "report.md", sweep, wanted, views, rows, total, len(records), probe_rows, machine)
     console.print(f"report: {out / 'report.md'}")
     verdicts = study_verdicts(Path(config).resolve().parents[1] / "docs" / "reproduction.md")
     if verdicts:
@@ -154,7 +157,7 @@ def _plot(records: list[dict[str, Any]], variants: list[str], views: list[str], 
 
 
 def _report(path: Path, sweep: SweepConfig, seeds: list[int], views: list[str], rows: list, total: float, n: int,
-            probe_rows: list[tuple[str, dict[str, str]]] | None = None) -> None:
+            probe_rows: list[tuple[str, dict[str, str]]] | None = None, machine: str = "") -> None:
     head = ["variant", "all views", *[f"{v} missing" for v in views], "mean missing", f"p vs {sweep.baseline}"]
     lines = [
         "# mmrefine demo: UCI Multiple Features",
@@ -176,7 +179,8 @@ def _report(path: Path, sweep: SweepConfig, seeds: list[int], views: list[str], 
         lines += [f"| {name} | " + " | ".join(cells.values()) + " |" for name, cells in probe_rows]
     lines += [
         "",
-        f"{n} runs; this invocation took {total:.0f} s (runs already recorded in runs.jsonl are not redone).",
+        f"{n} runs; this invocation took {total:.0f} s (runs already recorded in runs.jsonl are not redone)"
+        + (f" on a machine with {machine}." if machine else "."),
         "",
         "![accuracy with missing views](missing_views.png)" if views else "",
         "",

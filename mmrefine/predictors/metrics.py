@@ -1,12 +1,16 @@
-"""The metrics a table predictor is judged by (``eval_metric``), and the binary threshold.
+"""The metrics a table predictor is judged by (``eval_metric``), and the decision rule.
 
 A metric is scored on a task's outputs: class probabilities ``(n, C)`` for
 classification, values ``(n,)`` for regression. *Threshold-dependent* metrics
 (``accuracy``, ``f1``, ``f1_macro``, ``balanced_accuracy``, ``mcc``, ...) score
 predicted labels: the argmax for several classes; for two classes the positive
 (second) class is predicted when ``p_1 >= t``, where ``t`` is chosen on held-out
-predictions to maximise the metric (:func:`best_threshold`). Ranking metrics
-(``roc_auc``, ``pr_auc``, ``log_loss``) score the probabilities themselves.
+predictions to maximise the metric (:func:`best_threshold`); for several classes the
+predicted class is ``argmax_k w_k p_k``, the per-class weights ``w`` chosen the same way
+(:func:`best_class_weights`: coordinate ascent, each ``w_k`` over a log grid from 1/16
+to 16, three rounds). Both are the *decision*: a float (binary), a list of ``C`` floats
+(several classes) or None (argmax). Ranking metrics (``roc_auc``, ``pr_auc``,
+``log_loss``) score the probabilities themselves.
 
 Binary metrics from the confusion counts at threshold ``t``
 (``tp, fp, fn, tn``), computed for every threshold at once by sorting::
@@ -31,7 +35,7 @@ labels: test ROC-AUC 0.61 when early-stopping on validation F1, see ``docs/table
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Union
 
 import numpy as np
 
@@ -63,11 +67,29 @@ def _sk() -> object:
 
 
 def _f1(average: str) -> Callable[[np.ndarray, np.ndarray], float]:
+    """F1 of the positive class (``binary``, scikit-learn's), or averaged over the classes in
+    ``y`` or the predictions from the confusion counts (``f1_k = 2 tp_k / (2 tp_k + fp_k + fn_k)``,
+    0 for an empty class; macro: the mean, weighted: by support in ``y``, micro: of the summed
+    counts), equal to scikit-learn's ``f1_score(..., zero_division=0)`` and cheap enough for the
+    per-class weight search to call thousands of times."""
+
     def fn(y: np.ndarray, pred: np.ndarray) -> float:
-        skm = _sk()
         if average == "binary":
-            return float(skm.f1_score(y, pred, pos_label=1, zero_division=0.0))  # type: ignore[attr-defined]
-        return float(skm.f1_score(y, pred, average=average, zero_division=0.0))  # type: ignore[attr-defined]
+            return float(_sk().f1_score(y, pred, pos_label=1, zero_division=0.0))  # type: ignore[attr-defined]
+        y, pred = np.asarray(y), np.asarray(pred)
+        labels = np.union1d(y, pred)
+        n = len(labels)
+        cm = np.bincount(np.searchsorted(labels, y) * n + np.searchsorted(labels, pred), minlength=n * n).reshape(n, n)
+        tp = np.diag(cm).astype(float)
+        fp, fn_ = cm.sum(0) - tp, cm.sum(1) - tp
+        if average == "micro":
+            d = 2 * tp.sum() + fp.sum() + fn_.sum()
+            return float(2 * tp.sum() / d) if d > 0 else 0.0
+        f1 = np.divide(2 * tp, 2 * tp + fp + fn_, out=np.zeros(n), where=(2 * tp + fp + fn_) > 0)
+        if average == "weighted":
+            support = cm.sum(1)
+            return float((f1 * support).sum() / support.sum()) if support.sum() > 0 else 0.0
+        return float(f1.mean())
 
     return fn
 
@@ -139,15 +161,21 @@ def get_metric(name: str | None, task: str) -> EvalMetric:
     return EVAL_METRICS[name]
 
 
-def labels_of(proba: np.ndarray, threshold: float | None = None) -> np.ndarray:
-    """Predicted class indices: argmax, or for two classes ``p_1 >= threshold`` when one is given."""
+Decision = Union[float, list[float], None]  # a binary threshold, per-class weights, or argmax
+
+
+def labels_of(proba: np.ndarray, threshold: Decision = None) -> np.ndarray:
+    """Predicted class indices: argmax; for two classes ``p_1 >= threshold`` when a threshold
+    is given; ``argmax_k w_k p_k`` when per-class weights ``w`` are given."""
+    if isinstance(threshold, (list, tuple, np.ndarray)):
+        return (proba * np.asarray(threshold, dtype=float)).argmax(1)
     if proba.shape[1] == 2 and threshold is not None:
         return (proba[:, 1] >= threshold).astype(np.int64)
     return proba.argmax(1)
 
 
-def score(metric: EvalMetric, y: np.ndarray, out: np.ndarray, threshold: float | None = None) -> float:
-    """``metric`` of the outputs ``out`` against ``y`` (labels at ``threshold`` for binary label metrics)."""
+def score(metric: EvalMetric, y: np.ndarray, out: np.ndarray, threshold: Decision = None) -> float:
+    """``metric`` of the outputs ``out`` against ``y`` (labels by the decision ``threshold`` for label metrics)."""
     if metric.needs == "label":
         return metric.fn(y, labels_of(out, threshold))
     return metric.fn(y, out)
@@ -201,6 +229,43 @@ def best_threshold(metric: EvalMetric, y: np.ndarray, p1: np.ndarray) -> tuple[f
     best = np.flatnonzero(s >= s.max() - 1e-12)
     i = best[np.argmin(np.abs(THRESHOLDS[best] - 0.5))]
     return float(THRESHOLDS[i]), float(s[i])
+
+
+CLASS_WEIGHT_GRID = np.exp(np.linspace(np.log(1 / 16), np.log(16), 33))
+
+
+def best_class_weights(metric: EvalMetric, y: np.ndarray, proba: np.ndarray, rounds: int = 3) -> tuple[list[float], float]:
+    """``(w, metric at w)``: per-class weights for ``argmax_k w_k p_k`` maximising a
+    threshold-dependent metric on held-out probabilities, by coordinate ascent from
+    ``w = 1`` (each ``w_k`` in turn over :data:`CLASS_WEIGHT_GRID`, ``rounds`` passes; a
+    change is kept only when it raises the metric, so ties keep the plain argmax). The
+    weights are scaled to a largest weight of 1."""
+    y = np.asarray(y)
+    w = np.ones(proba.shape[1])
+    best = metric.fn(y, labels_of(proba, list(w)))
+    for _ in range(rounds):
+        changed = False
+        for k in range(proba.shape[1]):
+            keep = w[k]
+            for g in CLASS_WEIGHT_GRID:
+                w[k] = g
+                s = metric.fn(y, labels_of(proba, list(w)))
+                if s > best + 1e-12:
+                    best, keep, changed = s, g, True
+            w[k] = keep
+        if not changed:
+            break
+    return [float(v) for v in w / w.max()], float(best)
+
+
+def best_decision(metric: EvalMetric, task: str, y: np.ndarray, out: np.ndarray) -> Decision:
+    """The decision for a threshold-dependent metric: a threshold (two classes), per-class
+    weights (several classes); None otherwise (argmax, or a regression)."""
+    if not metric.threshold_dependent or task == "regression":
+        return None
+    if task == "binary":
+        return best_threshold(metric, y, out[:, 1])[0]
+    return best_class_weights(metric, y, out)[0]
 
 
 def selection_score(metric: EvalMetric, task: str, y: np.ndarray, out: np.ndarray) -> float:

@@ -23,8 +23,8 @@ Columns become modalities as :mod:`mmrefine.data.table` describes. Presets:
 * ``fast``: the fused network alone, validated on a held-out share of the rows.
 
 ``eval_metric`` (:mod:`mmrefine.predictors.metrics`) is what the network early-stops
-on, what the ensemble weights maximise and, for a threshold-dependent metric on two
-classes, what picks the decision threshold :meth:`predict` uses. ``time_limit``
+on, what the ensemble weights maximise and, for a threshold-dependent metric, what picks
+the decision :meth:`predict` uses (a threshold for two classes, per-class weights for several). ``time_limit``
 bounds the whole fit: members that cannot finish in it are skipped and the
 leaderboard says so. ``text_encoder="finetune"`` fine-tunes MiniLM's top layers
 inside the network (``finetune_layers``), the lower layers' output computed once.
@@ -50,7 +50,7 @@ from mmrefine.data.table import TablePreprocessor, _is_missing, normalise_column
 from mmrefine.logging_setup import quiet
 from mmrefine.predictors.ensemble import blend, greedy_weights
 from mmrefine.predictors.members import MEMBERS, FitContext, Fold, Member, NetworkMember, TableRows, TimeUp
-from mmrefine.predictors.metrics import REPORTED, best_threshold, get_metric, labels_of, score, selection_score
+from mmrefine.predictors.metrics import REPORTED, Decision, best_decision, get_metric, labels_of, score, selection_score, signed
 from mmrefine.predictors.network import refiner_spec
 
 log = logging.getLogger("mmrefine")
@@ -146,7 +146,7 @@ class TablePredictor:
         self.preprocessor: TablePreprocessor | None = None
         self.members: dict[str, Member] = {}
         self.weights: dict[str, float] = {}
-        self.threshold: float | None = None
+        self.threshold: Decision = None  # a binary threshold, per-class weights, or None (argmax)
         self.report: dict[str, dict[str, Any]] = {}  # per member: status, score_val, fit_time_s, weight
         self.validation: dict[str, float] = {}
         self.held_out: dict[str, Any] = {}
@@ -287,8 +287,9 @@ class TablePredictor:
                 log.info("%s: skipped, %s", name, exc)
                 continue
             members[name], oof[name] = member, out[held]
-            report[name] = {"status": "ok", "fit_time_s": member.fit_time, "folds": len(folds),
-                            "score_val": score(metric, y_held, oof[name], self._member_threshold(metric, pre, y_held, oof[name]))}
+            decision = self._member_threshold(metric, pre, y_held, oof[name])
+            report[name] = {"status": "ok", "fit_time_s": member.fit_time, "folds": len(folds), "threshold": decision,
+                            "score_val": score(metric, y_held, oof[name], decision)}
             log.info("%s: %d fold(s) in %.1f s, held-out %s %.4f", name, len(folds), member.fit_time, metric.name, report[name]["score_val"])
         if not members:
             spent = time.monotonic() - start
@@ -298,24 +299,28 @@ class TablePredictor:
         weights = greedy_weights(oof, lambda out: selection_score(metric, pre.task, y_held, out))
         ensemble = blend(oof, weights)
         threshold = self._member_threshold(metric, pre, y_held, ensemble)
+        # the blend's weights were chosen at the plain argmax for several classes: if a member with its
+        # own decision scores better on the held-out predictions, that member alone is the ensemble
+        top = max(members, key=lambda n: signed(metric, report[n]["score_val"]))
+        if signed(metric, report[top]["score_val"]) > signed(metric, score(metric, y_held, ensemble, threshold)):
+            weights = {n: float(n == top) for n in weights}
+            ensemble, threshold = oof[top], report[top]["threshold"]
         for name, w in weights.items():
             report[name]["weight"] = w
-            report[name]["threshold"] = self._member_threshold(metric, pre, y_held, oof[name])
         report["ensemble"] = {"status": "ok", "weight": 1.0, "threshold": threshold, "fit_time_s": time.monotonic() - start,
                               "score_val": score(metric, y_held, ensemble, threshold)}
         self.preprocessor, self.members, self.weights, self.threshold, self.report = pre, members, weights, threshold, report
         self.held_out = {"rows": held, "labels": y_held, "outputs": oof}  # what the ensemble was fitted on (not saved)
         self.validation = self._scores(y_held, ensemble, threshold)
         log.info("ensemble of %s: held-out %s %.4f%s; fit in %.1f s", ", ".join(f"{n} {w:.2f}" for n, w in weights.items() if w > 0),
-                 metric.name, report["ensemble"]["score_val"], "" if threshold is None else f" at threshold {threshold:.2f}",
+                 metric.name, report["ensemble"]["score_val"], _decision_text(threshold),
                  time.monotonic() - start)
 
     @staticmethod
-    def _member_threshold(metric: Any, pre: TablePreprocessor, y: np.ndarray, out: np.ndarray) -> float | None:
-        """The decision threshold for two classes and a threshold-dependent metric, else None."""
-        if pre.task == "binary" and metric.threshold_dependent:
-            return best_threshold(metric, y, out[:, 1])[0]
-        return None
+    def _member_threshold(metric: Any, pre: TablePreprocessor, y: np.ndarray, out: np.ndarray) -> Decision:
+        """The decision for a threshold-dependent metric (a threshold for two classes, per-class
+        weights for several), else None (argmax)."""
+        return best_decision(metric, pre.task, y, out)
 
     # -- inference ----------------------------------------------------------------------------
     def _fitted(self) -> TablePreprocessor:
@@ -345,7 +350,7 @@ class TablePredictor:
             raise ConfigError("predict_proba needs a classification label; this predictor does regression (use predict)")
         return pd.DataFrame(self._ensemble_outputs(df), columns=list(pre.classes), index=df.index)
 
-    def _as_labels(self, out: np.ndarray, threshold: float | None, index: Any) -> "pandas.Series":  # noqa: F821
+    def _as_labels(self, out: np.ndarray, threshold: Decision, index: Any) -> "pandas.Series":  # noqa: F821
         import pandas as pd
 
         pre = self._fitted()
@@ -360,8 +365,10 @@ class TablePredictor:
         return values
 
     def predict(self, df: Any) -> "pandas.Series":  # noqa: F821
-        """Predicted labels in the label column's own dtype (the decision threshold for two
-        classes when the evaluation metric depends on one), or regression values (float64)."""
+        """Predicted labels in the label column's own dtype, or regression values (float64). When
+        the evaluation metric depends on the decision (``f1``, ``f1_macro``, ``accuracy``, ...),
+        the decision chosen on held-out predictions: a threshold on ``p_1`` for two classes,
+        ``argmax_k w_k p_k`` with per-class weights for several."""
         return self._as_labels(self._ensemble_outputs(df), self.threshold, df.index)
 
     def embed(self, df: Any) -> np.ndarray:
@@ -386,7 +393,7 @@ class TablePredictor:
             raise DataError(f"{what}: no row has a label in '{pre.label}'")
         return df, pre.labels(df)[0].numpy()
 
-    def _scores(self, y: np.ndarray, out: np.ndarray, threshold: float | None) -> dict[str, float]:
+    def _scores(self, y: np.ndarray, out: np.ndarray, threshold: Decision) -> dict[str, float]:
         pre = self._fitted() if self.preprocessor is not None else None
         task = pre.task if pre is not None else "binary"
         out_scores = {}
@@ -502,8 +509,9 @@ class TablePredictor:
                                                                        for w in weights.values()) or abs(sum(weights.values()) - 1) > 1e-6):
             raise DataError(f"{d / 'predictor.json'}: field 'weights' must give each saved member {list(p.members)} a weight, summing to 1")
         threshold = meta.get("threshold")
-        if threshold is not None and not (isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and 0 < threshold < 1):
-            raise DataError(f"{d / 'predictor.json'}: field 'threshold' must be a number in (0, 1) or null, got {threshold!r}")
+        if not _valid_decision(threshold, pre):
+            raise DataError(f"{d / 'predictor.json'}: field 'threshold' must be a number in (0, 1) (two classes), "
+                            f"{len(pre.classes)} positive class weights (several classes) or null, got {threshold!r}")
         report = meta.get("report", {})
         if not isinstance(report, dict) or not all(isinstance(r, dict) and isinstance(r.get("status"), str) for r in report.values()):
             raise DataError(f"{d / 'predictor.json'}: field 'report' must map each member to its record (with a 'status')")
@@ -561,6 +569,29 @@ def _load_member(d: Path, name: str, spec: dict[str, Any], pre: TablePreprocesso
             raise DataError(f"{f}: does not hold the weights of the network described in {d / 'predictor.json'} "
                             f"(field 'members.{name}.config'): {_first_line(exc)}") from exc
     return member
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+
+
+def _valid_decision(decision: Any, pre: TablePreprocessor) -> bool:
+    """A saved decision: null, a threshold in (0, 1) for two classes, or one positive weight per class."""
+    if decision is None:
+        return True
+    if pre.task == "binary" and _is_number(decision):
+        return 0 < decision < 1
+    if pre.task == "multiclass" and isinstance(decision, list):
+        return len(decision) == len(pre.classes) and all(_is_number(w) and w > 0 for w in decision)
+    return False
+
+
+def _decision_text(decision: Decision) -> str:
+    if decision is None:
+        return ""
+    if isinstance(decision, list):
+        return " with class weights " + ", ".join(f"{w:.2f}" for w in decision)
+    return f" at threshold {decision:.2f}"
 
 
 def _first_line(exc: BaseException) -> str:

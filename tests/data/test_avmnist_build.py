@@ -44,6 +44,7 @@ def _mirror(tmp: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_published_split_sizes_shapes_and_balance(full_build: tuple[Path, dict]) -> None:
     folder, meta = full_build
     assert meta["sizes"] == {"train": 55_000, "val": 5_000, "test": 10_000}
@@ -60,6 +61,7 @@ def test_published_split_sizes_shapes_and_balance(full_build: tuple[Path, dict])
     np.testing.assert_array_equal(label[60_000:], read_idx(DATA_ROOT / "mnist" / "t10k-labels.idx1-ubyte.gz"))
 
 
+@pytest.mark.slow
 def test_pairing_matches_digits_and_holds_out_the_test_speaker(full_build: tuple[Path, dict]) -> None:
     folder, _ = full_build
     rec = np.load(folder / "recording.npy")
@@ -88,6 +90,7 @@ def test_images_match_the_widely_used_avmnist_files(tmp_path: Path) -> None:
     assert np.mean(corr10) < 0.85  # the component count is identifiable, not any reconstruction fits
 
 
+@pytest.mark.slow
 @needs_raw
 def test_build_is_deterministic_and_cached(tmp_path: Path) -> None:
     a, meta_a = build(DATA_ROOT, SMALL, tmp_path / "a")
@@ -209,6 +212,7 @@ def test_datamodule_serves_float_audio_from_the_uint8_cache(tmp_path: Path) -> N
     assert len(list(tmp_path.glob(f"avmnist-{dm.meta['key'][:16]}/meta.json"))) == 1
 
 
+@pytest.mark.slow
 def test_fusion_beats_each_modality_after_one_epoch(full_build: tuple[Path, dict], tmp_path: Path) -> None:
     """Real learning on the calibrated build (one epoch over the 55,000 training samples):
     neither modality alone suffices and fusion clearly helps. (With a few labels the audio

@@ -34,6 +34,7 @@ def test_embeddings_are_unit_vectors_that_reflect_meaning_and_are_cached(tmp_pat
         text_features.minilm_embeddings(texts[:2], tmp_path)
 
 
+@pytest.mark.slow
 @requires_data("mosi")
 def test_mosi_minilm_text_features(tmp_path: Path) -> None:
     dm = MOSIDataModule(modalities=["text", "audio"], text_features="minilm", cache_dir=str(tmp_path))

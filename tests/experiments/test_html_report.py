@@ -39,6 +39,7 @@ def browser():  # type: ignore[no-untyped-def]
         b.close()
 
 
+@pytest.mark.slow
 def test_the_html_report_renders_its_charts_and_shows_the_markdown_numbers(tracked_sweep: Path, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "sweep"
     shutil.copytree(tracked_sweep, out, ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts"))

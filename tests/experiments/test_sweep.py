@@ -230,6 +230,7 @@ def test_a_teacher_variant_must_exist_and_not_loop(tmp_path: Path) -> None:
         load_sweep(tmp_path / "s.yaml")
 
 
+@pytest.mark.slow
 def test_ray_executor_runs_a_sweep_resumably_with_teachers_first(tmp_path: Path) -> None:
     """A local Ray instance runs the sweep's runs as tasks; records land in the same
     runs.jsonl, a second call redoes nothing, and students wait for their teacher."""

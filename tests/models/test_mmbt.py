@@ -51,6 +51,7 @@ def test_extra_tokens_absence_and_freezing(ids: torch.Tensor) -> None:
         MMBT({"text": (16, 3)}, 2)
 
 
+@pytest.mark.slow
 @requires_data("mosi")
 def test_mmbt_trains_on_mosi_tokens_inside_a_refiner(tmp_path: Path) -> None:
     from mmrefine.training.engine import fit

@@ -98,6 +98,41 @@ def test_threshold_is_chosen_for_the_metric_and_used_by_predict(best: TablePredi
     assert none.threshold is None  # a ranking metric needs no threshold: predict takes the argmax
 
 
+def test_class_weights_are_chosen_for_a_multiclass_metric_and_used_by_predict(tmp_path: Path) -> None:
+    from sklearn.metrics import f1_score
+
+    from mmrefine.predictors.metrics import best_class_weights, best_decision, labels_of
+
+    # hand-made: class 2 is rare and its rows give it p = 0.4 < p_0 = 0.45, so the argmax never
+    # predicts it (macro-F1 (12/14 + 1 + 0) / 3); weighting class 2 by 1.25 or more (and class 1 no higher) is perfect
+    proba = np.array([[0.9, 0.05, 0.05]] * 6 + [[0.1, 0.8, 0.1]] * 6 + [[0.45, 0.15, 0.4]] * 2)
+    y = np.array([0] * 6 + [1] * 6 + [2] * 2)
+    f1m = get_metric("f1_macro", "multiclass")
+    assert f1_score(y, proba.argmax(1), average="macro") == pytest.approx((12 / 14 + 1) / 3)
+    w, best = best_class_weights(f1m, y, proba)
+    assert best == 1.0 and max(w) == 1.0 and (labels_of(proba, w) == y).all() and w[2] / w[0] > 1.125
+    assert best_class_weights(f1m, np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]))[0] == [1.0, 1.0]  # ties keep the argmax
+    assert best_decision(get_metric("log_loss", "multiclass"), "multiclass", y, proba) is None  # a ranking metric: argmax
+
+    rng = np.random.default_rng(1)
+    n = 600
+    df = pd.DataFrame({"a": rng.normal(size=n), "b": rng.choice(["x", "y", "z"], n)})
+    df["stars"] = np.where(df["b"] == "x", 1, np.where(df["a"] > 0.4, 3, 5)).astype(np.int64)
+    df.loc[rng.random(n) < 0.25, "stars"] = 3  # noise towards the majority class
+    p = TablePredictor(label="stars", members=["linear", "gbm"], eval_metric="f1_macro", verbosity=0).fit(df)
+    assert isinstance(p.threshold, list) and len(p.threshold) == 3 and max(p.threshold) == 1.0
+    proba = p.predict_proba(df).to_numpy()
+    expected = np.asarray(p.preprocessor.classes)[(proba * np.asarray(p.threshold)).argmax(1)].astype(np.int64)
+    assert (p.predict(df).to_numpy() == expected).all()
+    p.save(tmp_path / "m")
+    q = TablePredictor.load(tmp_path / "m")
+    assert q.threshold == p.threshold and (q.predict(df).to_numpy() == expected).all()
+    meta = (tmp_path / "m" / "predictor.json").read_text()
+    (tmp_path / "m" / "predictor.json").write_text(meta.replace('"threshold": [', '"threshold": [-1, ', 1))
+    with pytest.raises(DataError, match="field 'threshold' must be .*3 positive class weights"):
+        TablePredictor.load(tmp_path / "m")
+
+
 def test_binary_metrics_at_every_threshold_match_scikit_learn() -> None:
     from sklearn import metrics as skm
 
@@ -112,6 +147,19 @@ def test_binary_metrics_at_every_threshold_match_scikit_learn() -> None:
         got = threshold_scores(get_metric(name, "binary"), y, p)
         want = [ref(y, (p >= t).astype(int)) for t in THRESHOLDS]
         assert np.allclose(got, want, atol=1e-12), name
+
+
+def test_multiclass_f1_from_confusion_counts_matches_scikit_learn() -> None:
+    from sklearn import metrics as skm
+
+    rng = np.random.default_rng(2)
+    for trial in range(30):
+        c = int(rng.integers(2, 7))
+        y = rng.integers(0, c, int(rng.integers(1, 60)))
+        pred = rng.integers(0, c + int(trial % 3 == 0), len(y))  # sometimes a class y never has
+        for average in ("macro", "weighted", "micro"):
+            got = get_metric(f"f1_{average}", "multiclass").fn(y, pred)
+            assert got == pytest.approx(skm.f1_score(y, pred, average=average, zero_division=0.0), abs=1e-12), (average, y, pred)
 
 
 def test_save_load_round_trip_of_every_member(best: TablePredictor, tmp_path: Path) -> None:
@@ -265,6 +313,7 @@ def test_an_integer_category_that_gains_a_missing_value_keeps_its_categories() -
     assert np.allclose(p.predict_proba(later).to_numpy()[1:], p.predict_proba(df).to_numpy()[1:])
 
 
+@pytest.mark.slow
 @requires_data("clothing_reviews")
 def test_readme_example_runs_on_clothing_reviews(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The README's Python example, as written, on the first 600 rows of each file (MiniLM

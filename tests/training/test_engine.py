@@ -141,6 +141,7 @@ def test_nan_input_stops_training_with_a_named_error(tmp_path: Path) -> None:
         trainer.fit(module, datamodule=dm)
 
 
+@pytest.mark.slow
 def test_two_process_ddp_spawn_fit(tmp_path: Path) -> None:
     cfg = tiny_config(
         tmp_path,

@@ -37,6 +37,7 @@ def _scalars(event_dir: Path, tag: str) -> list[float]:
     return [s.value for s in acc.Scalars(tag)]
 
 
+@pytest.mark.slow
 def test_a_sweep_logs_to_tensorboard_and_mlflow_with_the_records_values(tracked_sweep: Path) -> None:
     out = tracked_sweep
     records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]

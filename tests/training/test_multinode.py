@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from mmrefine.config import load_config
@@ -24,6 +25,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_two_node_ddp_run_on_one_machine(tmp_path: Path) -> None:
     run = tmp_path / "run"
     cfg = {
