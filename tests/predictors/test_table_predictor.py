@@ -121,6 +121,9 @@ def test_class_weights_are_chosen_for_a_multiclass_metric_and_used_by_predict(tm
     df.loc[rng.random(n) < 0.25, "stars"] = 3  # noise towards the majority class
     p = TablePredictor(label="stars", members=["linear", "gbm"], eval_metric="f1_macro", verbosity=0).fit(df)
     assert isinstance(p.threshold, list) and len(p.threshold) == 3 and max(p.threshold) == 1.0
+    # the blend's weights are chosen at the argmax; with every member's own decision, the ensemble is still never worse
+    assert p.report["ensemble"]["score_val"] >= max(p.report[m]["score_val"] for m in p.members) - 1e-12
+    assert abs(sum(p.weights.values()) - 1) < 1e-9
     proba = p.predict_proba(df).to_numpy()
     expected = np.asarray(p.preprocessor.classes)[(proba * np.asarray(p.threshold)).argmax(1)].astype(np.int64)
     assert (p.predict(df).to_numpy() == expected).all()
