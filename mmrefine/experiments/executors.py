@@ -28,11 +28,15 @@ from mmrefine.core.errors import ConfigError
 
 
 def _worker_init(threads: int, parent: int) -> None:
-    """Thread budget of a local sweep worker, and a watchdog that ends it when its parent is gone."""
+    """Thread budget of a local sweep worker, Lightning as quiet as in the parent (no device
+    banners or tips per run), and a watchdog that ends it when its parent is gone."""
     import torch
+
+    from mmrefine.logging_setup import quiet_lightning
 
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
     torch.set_num_threads(threads)
+    quiet_lightning()
 
     def watch() -> None:
         while os.getppid() == parent:
