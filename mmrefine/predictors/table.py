@@ -82,7 +82,7 @@ class TablePredictor:
         time_limit: seconds for the whole fit, text features included (None: no limit).
         fusion: the network's fusion: a name (``gating``, ``concat``, ``mlps_concat``, ``gmu``, ...) or a full spec.
         refiner: ``auto`` (the Refiner with self-supervised pretraining when there are unlabelled
-            rows), True, False, or a ``model.refiner`` spec.
+            rows and the text encoder is frozen), True, False, or a ``model.refiner`` spec.
         text_encoder: ``frozen`` (cached MiniLM sentence embeddings) or ``finetune`` (the network
             fine-tunes MiniLM's top ``finetune_layers`` layers; the other members keep the embeddings).
         finetune_layers: MiniLM layers fine-tuned with ``text_encoder="finetune"`` (1-6).
@@ -265,7 +265,8 @@ class TablePredictor:
             log.info("val_df given: members are fitted on train_df and the ensemble on val_df (num_folds is not used)")
         rows = self._rows(frame, pre, self.network_settings["tokens_from_layer"] if "network" in self.members_wanted else None, labelled=True)
         n_labelled = int(np.asarray(rows.has_label)[:n_train].sum())
-        refined = "network" in self.members_wanted and refiner_spec(self.network_settings["refiner"], n_labelled < n_train) is not None
+        refined = "network" in self.members_wanted and refiner_spec(self.network_settings["refiner"], n_labelled < n_train,
+                                                                    finetuned=self.network_settings["tokens_from_layer"] is not None) is not None
         log.info("%s task, %d training rows (%d labelled%s), %d columns: %s; features in %.1f s", pre.task, n_train, n_labelled,
                  "" if n_labelled == n_train else f", {n_train - n_labelled} unlabelled: "
                  + ("the network's Refiner pretrains on them" if refined else "unused, the Refiner is off"),

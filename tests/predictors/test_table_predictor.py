@@ -212,6 +212,15 @@ def test_integer_labels_come_back_as_integers_and_multiclass_metrics_are_named()
         r.predict_proba(reg)
 
 
+def test_auto_refiner_needs_unlabelled_rows_and_a_frozen_text_encoder() -> None:
+    from mmrefine.predictors.network import refiner_spec
+
+    assert refiner_spec("auto", unlabelled=True) == {"loss": "cosine", "gamma": 0.1}
+    assert refiner_spec("auto", unlabelled=False) is None
+    assert refiner_spec("auto", unlabelled=True, finetuned=True) is None  # it collapsed a fine-tuned transformer's targets
+    assert refiner_spec(True, unlabelled=False, finetuned=True) is not None  # asked for by name, it is on
+
+
 def test_unlabelled_rows_pretrain_the_refiner_automatically(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     train = shop()
     train.loc[:199, "label"] = None
