@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "refine": {"core", "losses", "models"},
     "evaluation": {"core", "data"},
     "training": {"core", "config", "data", "encoders", "fusion", "losses", "models", "refine"},
-    "experiments": {"core", "config", "data", "evaluation", "training"},
+    "experiments": {"core", "config", "data", "evaluation", "logging_setup", "training"},
     "predictors": {"core", "config", "data", "logging_setup", "training"},
     "cli": {"core", "config", "data", "evaluation", "experiments", "logging_setup", "predictors", "training"},
     "__init__": {"core", "predictors"},
