@@ -242,14 +242,14 @@ def best_class_weights(metric: EvalMetric, y: np.ndarray, proba: np.ndarray, rou
     weights are scaled to a largest weight of 1."""
     y = np.asarray(y)
     w = np.ones(proba.shape[1])
-    best = metric.fn(y, labels_of(proba, list(w)))
+    best = metric.fn(y, labels_of(proba, w))
     for _ in range(rounds):
         changed = False
         for k in range(proba.shape[1]):
             keep = w[k]
             for g in CLASS_WEIGHT_GRID:
                 w[k] = g
-                s = metric.fn(y, labels_of(proba, list(w)))
+                s = metric.fn(y, labels_of(proba, w))
                 if s > best + 1e-12:
                     best, keep, changed = s, g, True
             w[k] = keep

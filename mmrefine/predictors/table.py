@@ -288,7 +288,7 @@ class TablePredictor:
                 log.info("%s: skipped, %s", name, exc)
                 continue
             members[name], oof[name] = member, out[held]
-            decision = self._member_threshold(metric, pre, y_held, oof[name])
+            decision = best_decision(metric, pre.task, y_held, oof[name])
             report[name] = {"status": "ok", "fit_time_s": member.fit_time, "folds": len(folds), "threshold": decision,
                             "score_val": score(metric, y_held, oof[name], decision)}
             log.info("%s: %d fold(s) in %.1f s, held-out %s %.4f", name, len(folds), member.fit_time, metric.name, report[name]["score_val"])
@@ -299,29 +299,24 @@ class TablePredictor:
                               "raise time_limit or use preset='fast'")
         weights = greedy_weights(oof, lambda out: selection_score(metric, pre.task, y_held, out))
         ensemble = blend(oof, weights)
-        threshold = self._member_threshold(metric, pre, y_held, ensemble)
+        threshold = best_decision(metric, pre.task, y_held, ensemble)
+        ensemble_score = score(metric, y_held, ensemble, threshold)
         # the blend's weights were chosen at the plain argmax for several classes: if a member with its
         # own decision scores better on the held-out predictions, that member alone is the ensemble
         top = max(members, key=lambda n: signed(metric, report[n]["score_val"]))
-        if signed(metric, report[top]["score_val"]) > signed(metric, score(metric, y_held, ensemble, threshold)):
+        if signed(metric, report[top]["score_val"]) > signed(metric, ensemble_score):
             weights = {n: float(n == top) for n in weights}
-            ensemble, threshold = oof[top], report[top]["threshold"]
+            ensemble, threshold, ensemble_score = oof[top], report[top]["threshold"], report[top]["score_val"]
         for name, w in weights.items():
             report[name]["weight"] = w
         report["ensemble"] = {"status": "ok", "weight": 1.0, "threshold": threshold, "fit_time_s": time.monotonic() - start,
-                              "score_val": score(metric, y_held, ensemble, threshold)}
+                              "score_val": ensemble_score}
         self.preprocessor, self.members, self.weights, self.threshold, self.report = pre, members, weights, threshold, report
         self.held_out = {"rows": held, "labels": y_held, "outputs": oof}  # what the ensemble was fitted on (not saved)
         self.validation = self._scores(y_held, ensemble, threshold)
         log.info("ensemble of %s: held-out %s %.4f%s; fit in %.1f s", ", ".join(f"{n} {w:.2f}" for n, w in weights.items() if w > 0),
                  metric.name, report["ensemble"]["score_val"], _decision_text(threshold),
                  time.monotonic() - start)
-
-    @staticmethod
-    def _member_threshold(metric: Any, pre: TablePreprocessor, y: np.ndarray, out: np.ndarray) -> Decision:
-        """The decision for a threshold-dependent metric (a threshold for two classes, per-class
-        weights for several), else None (argmax)."""
-        return best_decision(metric, pre.task, y, out)
 
     # -- inference ----------------------------------------------------------------------------
     def _fitted(self) -> TablePreprocessor:
@@ -506,8 +501,8 @@ class TablePredictor:
                 raise DataError(f"{d / 'predictor.json'}: field 'members.{name}' is not a member description")
             p.members[name] = _load_member(d, name, spec, pre)
         weights = _field(meta, "weights", dict, d)
-        if (not p.members or set(weights) != set(p.members) or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0
-                                                                       for w in weights.values()) or abs(sum(weights.values()) - 1) > 1e-6):
+        if (not p.members or set(weights) != set(p.members) or not all(_is_number(w) and w >= 0 for w in weights.values())
+                or abs(sum(weights.values()) - 1) > 1e-6):
             raise DataError(f"{d / 'predictor.json'}: field 'weights' must give each saved member {list(p.members)} a weight, summing to 1")
         threshold = meta.get("threshold")
         if not _valid_decision(threshold, pre):
