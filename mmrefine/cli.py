@@ -311,7 +311,10 @@ def _run_config(args: argparse.Namespace, cfg: Any) -> int:
     from mmrefine.training import engine
 
     if args.command == "fit":
-        res = engine.fit(cfg, resume=args.resume, overwrite=args.overwrite)
+        try:
+            res = engine.fit(cfg, resume=args.resume, overwrite=args.overwrite)
+        finally:
+            engine.leave_process_group()  # the process exits next
         print(json.dumps({"run_dir": str(res.run_dir), "best_checkpoint": res.best_checkpoint, "val": res.val, "test": res.test}, indent=2))
     elif args.command in ("validate", "test"):
         split = "val" if args.command == "validate" else "test"

@@ -315,6 +315,16 @@ def _fit_stages(
     return result
 
 
+def leave_process_group() -> None:
+    """End this process's part in a distributed run (one process per machine, launched by the
+    user): without it the collective backend's threads can abort the interpreter at exit
+    ("terminate called without an active exception") after a successful fit."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def read_metrics(run_dir: str | Path) -> dict[str, Any]:
     """A finished run's ``metrics.json``, checked: ``best_checkpoint`` (a path or ""), ``val``
     and ``test`` (metric name -> number). A damaged file is a :class:`DataError` naming it and the field."""
