@@ -63,6 +63,21 @@ class FitResult:
     trainer: L.Trainer | None = None
 
 
+class LeaveSpawnedProcessGroup(Callback):
+    """In a worker process that ``strategy="ddp_spawn"`` started, ends the collective group when
+    the stage ends (after a barrier, so no rank leaves while another still reduces): the worker
+    exits next, and the collective backend's threads still running at interpreter exit abort it
+    (SIGABRT, "terminate called without an active exception"; seen in CI). Other strategies keep
+    their group: the same processes run the next stage."""
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
+
+        if isinstance(getattr(trainer.strategy, "launcher", None), _MultiProcessingLauncher):
+            trainer.strategy.barrier("mmrefine-leave")
+            leave_process_group()
+
+
 def make_trainer(
     cfg: ExperimentConfig,
     stage_dir: Path,
@@ -88,7 +103,7 @@ def make_trainer(
     # last.ckpt is rewritten after every epoch (not only when the best changes), atomically
     last = AtomicCheckpoint(dirpath=stage_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
                             enable_version_counter=False)
-    cbs: list[Callback] = [ckpt, last]
+    cbs: list[Callback] = [ckpt, last, LeaveSpawnedProcessGroup()]
     if t.patience is not None:
         cbs.append(EarlyStopping(monitor=monitor, mode=mode, patience=t.patience))
     cbs.extend(callbacks)

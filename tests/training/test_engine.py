@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import lightning as L
@@ -142,14 +143,31 @@ def test_nan_input_stops_training_with_a_named_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+class RecordGroupAtTeardown(L.Callback):
+    """Writes, per spawned worker and stage, whether the process group is still up once the
+    trainer's own callbacks have torn down (this one runs after them)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        up = torch.distributed.is_initialized()
+        (self.out / f"{getattr(stage, 'value', stage)}-{trainer.global_rank}-{os.getpid()}").write_text(str(up))
+
+
 def test_two_process_ddp_spawn_fit(tmp_path: Path) -> None:
     cfg = tiny_config(
         tmp_path,
         trainer={"max_epochs": 2, "accelerator": "cpu", "devices": 2, "strategy": "ddp_spawn"},
     )
-    res = fit(cfg)
+    (tmp_path / "groups").mkdir()
+    res = fit(cfg, callbacks=[RecordGroupAtTeardown(tmp_path / "groups")])
     assert res.trainer.world_size == 2
     assert math.isfinite(res.val["val/loss"]) and res.test["test/acc"] > 0.5
+    # every spawned worker left its group before exiting (a live gloo group aborted a worker at exit in CI)
+    records = sorted((tmp_path / "groups").iterdir())
+    assert {r.name.split("-")[0] for r in records} == {"fit", "validate", "test"} and len(records) == 6
+    assert all(r.read_text() == "False" for r in records)
 
 
 class SpoilLastPretrainEpoch(L.Callback):
