@@ -13,9 +13,9 @@ from mmrefine.evaluation.robustness import (
     relative_robustness,
     scale_unit,
 )
-from mmrefine.evaluation.statistics import compare, mean_std, welch_t_test
+from mmrefine.evaluation.statistics import compare, confidence_interval, mean_std, welch_t_test
 
 __all__ = [
-    "compare", "corrupt", "mean_std", "nonempty_subsets", "percentage_drop",
+    "compare", "confidence_interval", "corrupt", "mean_std", "nonempty_subsets", "percentage_drop",
     "recovery_curve", "recovery_error", "relative_robustness", "scale_unit", "topk_retrieval", "welch_t_test",
 ]

@@ -84,7 +84,8 @@ def gates_per_class(gates: torch.Tensor, labels: torch.Tensor, modalities: Seque
 
 def robustness_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float]]], path: str | Path,
                       xlabel: str = "noise level", ylabel: str = "metric") -> Path:
-    """``{name: (levels, mean, std)}`` as lines with shaded ± std."""
+    """``{name: (levels, mean, spread)}`` as lines with shaded mean ± spread (a standard
+    deviation, or a confidence interval's half-width)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for name, (lv, m, s) in curves.items():
@@ -118,3 +119,30 @@ def tsne_by_modality(features: Mapping[str, torch.Tensor], path: str | Path, see
         ax.scatter(xy[tag == i, 0], xy[tag == i, 1], s=5, label=n)
     ax.legend(fontsize=7, markerscale=3)
     return _save_scatter(plt, fig, ax, "t-SNE of unimodal representations by modality", path)
+
+
+def before_after(values: Mapping[str, Mapping[str, Sequence[float]]], path: str | Path, ylabel: str = "metric",
+                 title: str = "") -> Path:
+    """``{measure: {state: per-seed values}}`` (states such as ``before`` / ``after``) as grouped
+    bars of the mean with every seed's value as a dot."""
+    plt = _plt()
+    measures = list(values)
+    states = list(dict.fromkeys(st for per in values.values() for st in per))
+    width = 0.8 / max(1, len(states))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(measures) + 2), 3.5))
+    for j, st in enumerate(states):
+        xs = np.arange(len(measures)) + (j - (len(states) - 1) / 2) * width
+        means = [float(np.mean(values[m][st])) if values[m].get(st) else np.nan for m in measures]
+        ax.bar(xs, means, width, label=st, alpha=0.75)
+        for x, m in zip(xs, measures):
+            seeds = list(values[m].get(st, []))
+            ax.scatter([x] * len(seeds), seeds, s=10, color="black", zorder=3)
+    ax.set_xticks(np.arange(len(measures)), measures, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

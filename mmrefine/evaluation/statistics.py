@@ -5,6 +5,10 @@ Welch's t-test for samples a, b (unequal variances)::
     t  = (mean_a - mean_b) / sqrt(s_a^2/n_a + s_b^2/n_b)
     df = (s_a^2/n_a + s_b^2/n_b)^2 / ((s_a^2/n_a)^2/(n_a-1) + (s_b^2/n_b)^2/(n_b-1))
     p  = 2 * P(T_df > |t|)                      (two-sided)
+
+Confidence interval of a mean over n seeds (Student's t)::
+
+    mean ± t_{(1 + level) / 2, n - 1} * s / sqrt(n)
 """
 
 from __future__ import annotations
@@ -25,6 +29,17 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     m = sum(values) / n
     s = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
     return m, s
+
+
+def confidence_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """``(mean, half_width)`` of the Student-t interval for the mean (half-width 0 for one value)."""
+    if not 0 < level < 1:
+        raise ConfigError(f"confidence_interval: level must be in (0, 1), got {level}")
+    m, s = mean_std(values)
+    n = len(values)
+    if n < 2:
+        return m, 0.0
+    return m, float(stats.t.ppf((1 + level) / 2, n - 1) * s / math.sqrt(n))
 
 
 def welch_t_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:

@@ -9,6 +9,7 @@ from mmrefine.core.errors import ConfigError
 from mmrefine.data import TensorMultimodalDataset
 from mmrefine.evaluation import (
     compare,
+    confidence_interval,
     corrupt,
     mean_std,
     nonempty_subsets,
@@ -28,6 +29,16 @@ def test_welch_t_test_matches_scipy() -> None:
     ref = stats.ttest_ind(a, b, equal_var=False)
     assert t == pytest.approx(ref.statistic, rel=1e-10) and p == pytest.approx(ref.pvalue, rel=1e-8)
     assert math.isnan(welch_t_test([1.0], [2.0, 3.0])[1])
+
+
+def test_confidence_interval_is_the_student_t_interval() -> None:
+    m, half = confidence_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+    # t_{0.975, 4} = 2.776445, s = sqrt(2.5), n = 5
+    assert m == 3.0 and half == pytest.approx(2.776445 * math.sqrt(2.5) / math.sqrt(5), rel=1e-6)
+    assert confidence_interval([1.0, 2.0, 3.0, 4.0, 5.0], level=0.5)[1] < half
+    assert confidence_interval([0.7]) == (0.7, 0.0)
+    with pytest.raises(ConfigError, match="level"):
+        confidence_interval([1.0, 2.0], level=1.0)
 
 
 def test_mean_std_and_compare() -> None:
