@@ -73,7 +73,7 @@ class LeaveSpawnedProcessGroup(Callback):
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 
-        if isinstance(getattr(trainer.strategy, "launcher", None), _MultiProcessingLauncher):
+        if isinstance(trainer.strategy.launcher, _MultiProcessingLauncher):
             trainer.strategy.barrier("mmrefine-leave")
             leave_process_group()
 
