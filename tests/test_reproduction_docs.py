@@ -32,3 +32,46 @@ def test_committed_records_regenerate_the_committed_report(sweep: Path, tmp_path
     fresh = write_report(copy, baseline=m.group(2), metric=m.group(1)).read_text()
     strip = lambda text: text.split("\n", 1)[1]  # noqa: E731 - the first line names the folder
     assert strip(fresh) == strip(committed)
+
+
+def test_the_pretraining_probe_table_comes_from_its_records() -> None:
+    """docs/reproduction.md's before / after pretraining table (MMBT on MOSI) is the mean ±
+    std of the committed probe.jsonl records (benchmarks/pretraining_probe.py)."""
+    import json
+
+    from mmrefine.evaluation.statistics import mean_std
+
+    text = (DOCS / "reproduction.md").read_text()
+    cell = lambda vals: "{:.3f} ± {:.3f}".format(*mean_std(vals))  # noqa: E731
+    for fraction in (10, 5):
+        path = DOCS / "reproduction" / f"pretraining_probe_mmbt_mosi_{fraction}" / "probe.jsonl"
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        assert sorted(r["seed"] for r in records) == [0, 1, 2, 3, 4]
+        rows = {f"probe fit on the run's {fraction}% of the labels": lambda r, st: r[st]["probe_labelled"],
+                "probe fit on every training label": lambda r, st: r[st]["probe_all"]}
+        rows.update({f"{m} query, top-1": (lambda r, st, m=m: r[st]["retrieval"][m]["1"]) for m in ("text", "audio", "video")})
+        for name, get in rows.items():
+            row = f"| {name} | {cell([get(r, 'before') for r in records])} | {cell([get(r, 'after') for r in records])}"
+            assert row in text, row
+
+
+def test_the_label_curve_table_comes_from_the_committed_sweeps() -> None:
+    """The accuracy-vs-labels table of the fine-tuned-transformer study: mean [95% interval]
+    of the committed records at each fraction (benchmarks/label_curve.py)."""
+    from mmrefine.evaluation.statistics import confidence_interval
+    from mmrefine.experiments.pretraining import label_curve
+
+    configs = DOCS.parent / "configs" / "reproduction"
+    curve = label_curve([(configs / f"few_labels_mmbt_mosi_{f}.yaml", DOCS / "reproduction" / f"few_labels_mmbt_mosi_{f}")
+                         for f in (5, 10, 20)], "test/acc")
+    names = {"mmbt": "MMBT", "mmbt+refnet+pretrain": "+ ReFNet, pretrained", "mmbt+refnet+joint": "+ ReFNet, joint",
+             "mmbt+refnetms+pretrain": "+ ReFNetMS, pretrained"}
+    text = (DOCS / "reproduction.md").read_text()
+    for variant, points in curve.items():
+        assert list(points) == [0.05, 0.1, 0.2] and all(len(v) == 5 for v in points.values())
+        cells = []
+        for values in points.values():
+            m, h = confidence_interval([100 * v for v in values])
+            cells.append(f"{m:.1f} [{m - h:.1f}, {m + h:.1f}]")
+        row = f"| {names[variant]} | " + " | ".join(cells) + " |"
+        assert row in text, row
