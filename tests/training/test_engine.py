@@ -142,7 +142,6 @@ def test_nan_input_stops_training_with_a_named_error(tmp_path: Path) -> None:
         trainer.fit(module, datamodule=dm)
 
 
-@pytest.mark.slow
 class RecordGroupAtTeardown(L.Callback):
     """Writes, per spawned worker and stage, whether the process group is still up once the
     trainer's own callbacks have torn down (this one runs after them)."""
@@ -155,6 +154,7 @@ class RecordGroupAtTeardown(L.Callback):
         (self.out / f"{getattr(stage, 'value', stage)}-{trainer.global_rank}-{os.getpid()}").write_text(str(up))
 
 
+@pytest.mark.slow
 def test_two_process_ddp_spawn_fit(tmp_path: Path) -> None:
     cfg = tiny_config(
         tmp_path,
