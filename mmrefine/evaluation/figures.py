@@ -88,9 +88,11 @@ def robustness_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float
     deviation, or a confidence interval's half-width)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    for name, (lv, m, s) in curves.items():
+    styles = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D")]  # curves that coincide stay visible
+    for i, (name, (lv, m, s)) in enumerate(curves.items()):
         lv, m, s = map(np.asarray, (lv, m, s))
-        ax.plot(lv, m, marker="o", label=name)
+        line, marker = styles[i % len(styles)]
+        ax.plot(lv, m, linestyle=line, marker=marker, label=name)
         ax.fill_between(lv, m - s, m + s, alpha=0.2)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
