@@ -29,7 +29,8 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "probe.jsonl"
-    done = {json.loads(line)["seed"]: json.loads(line) for line in path.read_text().splitlines() if line.strip()} if path.is_file() else {}
+    lines = path.read_text().splitlines() if path.is_file() else []
+    done = {r["seed"]: r for r in map(json.loads, filter(str.strip, lines))}
     for seed in args.seeds:
         if seed in done:
             continue

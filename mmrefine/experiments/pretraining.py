@@ -62,7 +62,7 @@ def _measure(model: torch.nn.Module, dm: Any, ks: Sequence[int]) -> dict[str, An
     return {
         "probe_labelled": linear_probe(train.fused[labelled], train.labels[labelled], test.fused, test.labels),
         "probe_all": linear_probe(train.fused, train.labels, test.fused, test.labels),
-        "retrieval": retrieval(res, RetrievalConfig(ks=list(ks))),
+        "retrieval": retrieval(res, RetrievalConfig(ks=list(ks)), bank=train),
     }
 
 

@@ -321,14 +321,15 @@ def noise_sweep(res: Any, modalities: list[str], noise: NoiseConfig) -> dict[str
     return out
 
 
-def retrieval(res: Any, spec: RetrievalConfig) -> dict[str, dict[str, Any]]:
+def retrieval(res: Any, spec: RetrievalConfig, bank: Any = None) -> dict[str, dict[str, Any]]:
     """``{modality: {k: top-k accuracy, "query": placement}}``: test unimodal
-    features (other modalities absent) against training fused embeddings."""
+    features (other modalities absent) against training fused embeddings (``bank``: the
+    training split already collected with :func:`~mmrefine.evaluation.probes.collect`)."""
     from mmrefine.evaluation.probes import collect
     from mmrefine.evaluation.retrieval import fit_linear_map, placement, topk_retrieval, unimodal_features
 
     dm, model = res.datamodule, res.module.model
-    bank = collect(model, dm.loader(dm.splits["train"]))
+    bank = bank if bank is not None else collect(model, dm.loader(dm.splits["train"]))
     out: dict[str, dict[str, Any]] = {}
     for m in dm.modalities:
         queries, labels = unimodal_features(model, dm.loader(dm.splits["test"]), m)

@@ -46,6 +46,11 @@ def refiner_spec(refiner: Any, unlabelled: bool, finetuned: bool = False) -> dic
     raise ConfigError(f"refiner must be 'auto', True, False or a model.refiner spec, got {refiner!r}")
 
 
+def network_refiner(s: dict[str, Any], unlabelled: bool) -> dict[str, Any] | None:
+    """:func:`refiner_spec` for the network settings ``s`` (fine-tuned when it reads MiniLM's token states)."""
+    return refiner_spec(s["refiner"], unlabelled, finetuned=s.get("tokens_from_layer") is not None)
+
+
 def network_config(pre: TablePreprocessor, s: dict[str, Any], metric: EvalMetric, seed: int, run_dir: str, unlabelled: bool,
                    class_weight: str | None = None) -> ExperimentConfig:
     """The experiment config of one fold's network. ``s``: the predictor's network settings
@@ -64,7 +69,7 @@ def network_config(pre: TablePreprocessor, s: dict[str, Any], metric: EvalMetric
         model["encoders"] = {m: {"name": "minilm_top", "from_layer": s["tokens_from_layer"], "out_dim": s["text_dim"]}
                              for m in pre.text_columns}
         optim["lr_multipliers"] = {"*encoders.*.blocks.*": s["finetune_lr"] / s["lr"]}  # the pretrained layers move slowly
-    spec = refiner_spec(s["refiner"], unlabelled, finetuned=s.get("tokens_from_layer") is not None)
+    spec = network_refiner(s, unlabelled)
     pretrain = 0
     if spec is not None:
         model["refiner"] = spec

@@ -51,7 +51,7 @@ from mmrefine.logging_setup import quiet
 from mmrefine.predictors.ensemble import blend, greedy_weights
 from mmrefine.predictors.members import MEMBERS, FitContext, Fold, Member, NetworkMember, TableRows, TimeUp
 from mmrefine.predictors.metrics import REPORTED, Decision, best_decision, get_metric, labels_of, score, selection_score, signed
-from mmrefine.predictors.network import refiner_spec
+from mmrefine.predictors.network import network_refiner
 
 log = logging.getLogger("mmrefine")
 
@@ -265,8 +265,7 @@ class TablePredictor:
             log.info("val_df given: members are fitted on train_df and the ensemble on val_df (num_folds is not used)")
         rows = self._rows(frame, pre, self.network_settings["tokens_from_layer"] if "network" in self.members_wanted else None, labelled=True)
         n_labelled = int(np.asarray(rows.has_label)[:n_train].sum())
-        refined = "network" in self.members_wanted and refiner_spec(self.network_settings["refiner"], n_labelled < n_train,
-                                                                    finetuned=self.network_settings["tokens_from_layer"] is not None) is not None
+        refined = "network" in self.members_wanted and network_refiner(self.network_settings, n_labelled < n_train) is not None
         log.info("%s task, %d training rows (%d labelled%s), %d columns: %s; features in %.1f s", pre.task, n_train, n_labelled,
                  "" if n_labelled == n_train else f", {n_train - n_labelled} unlabelled: "
                  + ("the network's Refiner pretrains on them" if refined else "unused, the Refiner is off"),
