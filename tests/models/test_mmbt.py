@@ -89,3 +89,58 @@ def test_progressive_fusion_around_mmbt_injects_into_token_embeddings(ids: torch
         assert torch.equal(pf(x).logits, base.logits)
     with pytest.raises(ConfigError, match="unknown modalities"):
         pf.model(x, context={"image": torch.zeros(2, 384)})
+
+
+def test_several_text_modalities_and_category_codes_become_tokens(ids: torch.Tensor) -> None:
+    """A table through MMBT: two text columns one after the other in the first segment,
+    each categorical column one token of its own embedding; gradients reach the code
+    tables, codes outside a column's range are read as missing (0)."""
+    torch.manual_seed(0)
+    shapes = {"title": (16,), "review": (16,), "categorical": (2,), "numerical": (4,)}
+    m = MMBT(shapes, 2, text=["title", "review"], categorical={"categorical": [3, 5]}, freeze_layers=5).eval()
+    x = {"title": ids, "review": ids.flip(0), "categorical": torch.tensor([[1.0, 4.0], [2.0, 0.0]]), "numerical": torch.randn(2, 4)}
+    out = m(x)
+    assert out.fusion.spans == {"title": (0, 16), "review": (16, 32), "categorical": (32, 34), "numerical": (34, 35)}
+    assert set(out.features) == set(shapes) and "categorical" not in m.proj
+    with torch.no_grad():
+        unknown = m({**x, "categorical": torch.tensor([[1.0, 9.0], [2.0, 0.0]])}).fused[0]
+        assert torch.equal(unknown, m({**x, "categorical": torch.tensor([[1.0, 0.0], [2.0, 0.0]])}).fused[0])
+        assert not torch.allclose(unknown, out.fused[0])
+    m.train()
+    m(x).logits.sum().backward()
+    assert all(t.weight.grad is not None and t.weight.grad.abs().sum() > 0 for t in m.codes["categorical"])
+    with pytest.raises(ConfigError, match="one code per column"):
+        MMBT(shapes, 2, text=["title", "review"], categorical={"categorical": [3, 5, 2]})
+    with pytest.raises(ConfigError, match="no modality 'body'"):
+        MMBT(shapes, 2, text=["title", "body"])
+
+
+def test_a_table_config_trains_mmbt_on_token_ids_with_a_refiner(tmp_path: Path) -> None:
+    """``data.text_features: tokens`` on a table and ``mmbt`` over its text, category and number
+    columns: the builder hands MMBT the category counts; the Refiner reconstructs every column
+    group; the text carries the label and is learnt."""
+    import numpy as np
+    import pandas as pd
+
+    from mmrefine.config import load_config
+    from mmrefine.training.engine import fit
+
+    rng = np.random.default_rng(0)
+    n = 240
+    keep = rng.random(n) < 0.5
+    df = pd.DataFrame({"note": np.where(keep, "i love it, it fits well", "it is too small and the colour is awful"),
+                       "colour": rng.choice(["red", "blue", "green"], n), "size": rng.normal(10, 2, n),
+                       "label": np.where(keep, "keep", "return")})
+    df.iloc[: n // 2].to_csv(tmp_path / "train.csv", index=False)
+    df.iloc[n // 2:].to_csv(tmp_path / "test.csv", index=False)
+    cfg = load_config(data={
+        "run_dir": str(tmp_path / "run"),
+        "data": {"name": "table", "path": str(tmp_path / "train.csv"), "test_path": str(tmp_path / "test.csv"), "label": "label",
+                 "column_types": {"note": "text", "colour": "categorical", "size": "numerical"}, "text_features": "tokens",
+                 "max_tokens": 32, "batch_size": 32},
+        "model": {"architecture": {"name": "mmbt", "text": "note", "freeze_layers": 5}, "refiner": {"gamma": 0.1}},
+        "optim": {"lr": 0.001}, "trainer": {"max_epochs": 3, "progress_bar": False, "num_sanity_val_steps": 0}})
+    res = fit(cfg)
+    assert {"val/refiner_note", "val/refiner_categorical", "val/refiner_numerical"} <= set(res.val)
+    assert res.module.model.model.codes["categorical"][0].num_embeddings == 4  # three colours and 'missing'
+    assert res.test["test/acc"] > 0.9
