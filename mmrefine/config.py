@@ -135,14 +135,20 @@ class TrainerConfig:
 @dataclass
 class PretrainConfig:
     """Self-supervised stage before fine-tuning: refiner losses only, no labels,
-    on the whole training split. ``epochs: 0`` skips it."""
+    on the whole training split. ``epochs: 0`` skips it. ``weights``: start from the
+    same pretraining another run already computed (a run directory or its
+    ``pretrain/model.safetensors``; ``{seed}`` is this run's seed; checked against that
+    run's config: :mod:`mmrefine.training.pretrained`)."""
 
     epochs: int = 0
     lr: Union[float, None] = None
+    weights: Union[str, None] = None
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 0, "pretrain.epochs", "must be >= 0", self.epochs)
         _check(self.lr is None or self.lr > 0, "pretrain.lr", "must be positive", self.lr)
+        _check(self.weights is None or self.epochs > 0, "pretrain.weights",
+               "needs pretrain.epochs > 0 (the pretraining those weights come from)", self.weights)
 
 
 @dataclass

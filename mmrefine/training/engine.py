@@ -46,6 +46,7 @@ from mmrefine.refine.distill import ModalityDistiller
 from mmrefine.training.builders import build_datamodule, build_model, build_task, data_signature, load_exported
 from mmrefine.training.loggers import check_loggers, log_artifacts, make_loggers
 from mmrefine.training.module import MultimodalModule, check_architecture, check_data
+from mmrefine.training.pretrained import check_pretrained, load_pretrained
 from mmrefine.training.rundir import AtomicCheckpoint, RunLock, check_writable
 from mmrefine.training.tasks import Task
 
@@ -257,6 +258,8 @@ def fit(
     run_dir = Path(cfg.run_dir)
     check_loggers(cfg.trainer.loggers)  # a tracker that is not installed fails before anything is built or written
     dm, task, model = prepare(cfg, datamodule)
+    if cfg.pretrain.weights is not None:
+        check_pretrained(cfg, model)  # another run's pretraining: found, same settings, same architecture
     if not is_primary_process():  # another process of a multi-process run: rank 0 owns the run directory
         _check_distributed(cfg)
         return _fit_stages(cfg, run_dir, dm, task, model, resume, callbacks, test)
@@ -295,6 +298,9 @@ def _fit_stages(
         done = pdir / "model.safetensors"
         if resume and done.is_file():
             model.load_state_dict(load_file(done))
+        elif cfg.pretrain.weights is not None:
+            source = load_pretrained(cfg, model, done if primary else None)
+            log.info("pretraining: weights from %s (not recomputed)", source)
         else:
             optim = OptimConfig(**{**to_dict(cfg.optim), "lr": cfg.pretrain.lr or cfg.optim.lr})
             pmod = MultimodalModule(model, task, optim, "pretrain", dm.schema, cfg_dict, cfg.trainer.validate_batches, signature)

@@ -74,6 +74,36 @@ def test_labelled_fraction_with_pretraining_runs_both_stages(tmp_path: Path) -> 
     assert res.test["test/acc"] > 0.3
 
 
+def test_a_run_starts_from_another_runs_pretraining_at_other_labels(tmp_path: Path) -> None:
+    """``pretrain.weights``: the weights another run's pretraining computed, found by
+    ``{seed}``, equal to what this run's own pretraining computes (it reads no labels),
+    copied into the run; another pretraining setting or architecture is refused."""
+    base = {"model": {"refiner": {}}, "pretrain": {"epochs": 1}, "trainer": {"max_epochs": 2}}
+    source = fit(tiny_config(tmp_path / "a", data={"labelled_fraction": 0.5}, **base)).run_dir
+    own = fit(tiny_config(tmp_path / "b", data={"labelled_fraction": 0.2}, **base)).run_dir
+    reuse = {**base, "pretrain": {"epochs": 1, "weights": str(source)}}
+    reused = fit(tiny_config(tmp_path / "c", data={"labelled_fraction": 0.2}, **reuse)).run_dir
+    pretrained = [load_file(d / "pretrain" / "model.safetensors") for d in (source, own, reused)]
+    assert all(torch.equal(pretrained[0][k], v) for p in pretrained[1:] for k, v in p.items())
+    assert not (reused / "pretrain" / "checkpoints").exists()  # not recomputed
+    seeded = tmp_path / "runs" / "seed0"
+    seeded.parent.mkdir()
+    source.rename(seeded)
+    ok = tiny_config(tmp_path / "d", data={"labelled_fraction": 0.2}, **{**base, "pretrain": {"epochs": 1, "weights": str(tmp_path / "runs" / "seed{seed}")}})
+    assert fit(ok).test["test/acc"] > 0
+    with pytest.raises(ConfigError, match=r"other settings \(pretrain.lr differ\)"):
+        fit(tiny_config(tmp_path / "e", **{**base, "pretrain": {"epochs": 1, "lr": 0.01, "weights": str(seeded)}}))
+    with pytest.raises(ConfigError, match="seed1 does not exist"):
+        fit(tiny_config(tmp_path / "f", **{**base, "pretrain": {"epochs": 1, "weights": str(tmp_path / "runs" / "seed{seed}")}}, seed=1))
+    loose = tmp_path / "loose.safetensors"  # no config beside it: only the architecture is checked
+    loose.write_bytes((seeded / "pretrain" / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointMismatchError, match="pretrain.weights"):
+        fit(tiny_config(tmp_path / "g", model={"refiner": {}, "fusion": {"name": "gmu"}}, pretrain={"epochs": 1, "weights": str(loose)}))
+    assert not (tmp_path / "f").exists() and not (tmp_path / "g").exists()  # refused before anything is written
+    with pytest.raises(ConfigError, match="needs pretrain.epochs > 0"):
+        tiny_config(tmp_path / "h", pretrain={"weights": str(loose)})
+
+
 class Interrupt(L.Callback):
     def __init__(self, at_epoch: int) -> None:
         self.at_epoch = at_epoch
