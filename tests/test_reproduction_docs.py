@@ -55,23 +55,37 @@ def test_the_pretraining_probe_table_comes_from_its_records() -> None:
             assert row in text, row
 
 
-def test_the_label_curve_table_comes_from_the_committed_sweeps() -> None:
+CURVES = {  # the accuracy-vs-labels tables of the fine-tuned-transformer study: (fractions per variant, metric, scale)
+    "mosi": ({"mmbt": (5, 10, 20, 100), "mmbt+refnet+pretrain": (5, 10, 20, 100), "mmbt+refnet+joint": (5, 10, 20),
+              "mmbt+refnetms+pretrain": (5, 10, 20)}, "test/acc", 100.0, "{:.1f}"),
+    "clothing": ({"mmbt": (10, 20), "mmbt+refnet+pretrain": (10, 20)}, "test/f1", 1.0, "{:.3f}"),
+}
+
+
+@pytest.mark.parametrize("dataset", list(CURVES))
+def test_the_label_curve_table_comes_from_the_committed_sweeps(dataset: str) -> None:
     """The accuracy-vs-labels table of the fine-tuned-transformer study: mean [95% interval]
     of the committed records at each fraction (benchmarks/label_curve.py)."""
     from mmrefine.evaluation.statistics import confidence_interval
     from mmrefine.experiments.pretraining import label_curve
 
+    fractions, metric, scale, fmt = CURVES[dataset]
     configs = DOCS.parent / "configs" / "reproduction"
-    curve = label_curve([(configs / f"few_labels_mmbt_mosi_{f}.yaml", DOCS / "reproduction" / f"few_labels_mmbt_mosi_{f}")
-                         for f in (5, 10, 20)], "test/acc")
+    cells = sorted({f for fs in fractions.values() for f in fs})
+    curve = label_curve([(configs / f"few_labels_mmbt_{dataset}_{f}.yaml", DOCS / "reproduction" / f"few_labels_mmbt_{dataset}_{f}")
+                         for f in cells], metric)
     names = {"mmbt": "MMBT", "mmbt+refnet+pretrain": "+ ReFNet, pretrained", "mmbt+refnet+joint": "+ ReFNet, joint",
              "mmbt+refnetms+pretrain": "+ ReFNetMS, pretrained"}
     text = (DOCS / "reproduction.md").read_text()
+    assert set(curve) == set(fractions)
     for variant, points in curve.items():
-        assert list(points) == [0.05, 0.1, 0.2] and all(len(v) == 5 for v in points.values())
-        cells = []
-        for values in points.values():
-            m, h = confidence_interval([100 * v for v in values])
-            cells.append(f"{m:.1f} [{m - h:.1f}, {m + h:.1f}]")
-        row = f"| {names[variant]} | " + " | ".join(cells) + " |"
-        assert row in text, row
+        assert list(points) == [f / 100 for f in fractions[variant]] and all(len(v) == 5 for v in points.values())
+        row = []
+        for f in cells:
+            if f / 100 not in points:
+                row.append("-")
+                continue
+            m, h = confidence_interval([scale * v for v in points[f / 100]])
+            row.append(f"{fmt.format(m)} [{fmt.format(m - h)}, {fmt.format(m + h)}]")
+        line = f"| {names[variant]} | " + " | ".join(row) + " |"
+        assert line in text, line
