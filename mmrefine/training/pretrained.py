@@ -93,10 +93,10 @@ def check_pretrained(cfg: ExperimentConfig, model: torch.nn.Module) -> Path:
 
 
 def load_pretrained(cfg: ExperimentConfig, model: torch.nn.Module, dest: Path | None) -> Path:
-    """Load the checked pretraining weights into ``model`` and copy the file to ``dest`` (this
-    run's ``pretrain/model.safetensors``, so the run directory holds what it started from).
-    Returns the source file."""
-    weights = check_pretrained(cfg, model)
+    """Load the pretraining weights :func:`check_pretrained` accepted into ``model`` and copy the
+    file to ``dest`` (this run's ``pretrain/model.safetensors``, so the run directory holds what
+    it started from). Returns the source file."""
+    weights, _ = source_files(cfg)
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as exc:
