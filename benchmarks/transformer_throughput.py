@@ -9,7 +9,7 @@ is the median of ``--steps`` steps (best of ``--repeats``). The matmul peak is m
 in the same run, same threads: the best of square fp32 matmuls of sizes 256..2048.
 Prints achieved GFLOP/s and its fraction of the peak.
 
-    python benchmarks/transformer_throughput.py [--d 128] [--batch 256] [--threads 2]
+    python benchmarks/transformer_throughput.py [--d 128] [--batch 256] [--threads 2] [--masks torch fast]
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ def matmul_peak(repeats: int = 5) -> tuple[float, int]:
     return matmul_gflops(sizes=(256, 512, 1024, 2048), flop_per_timing=2e10, repeats=repeats)
 
 
-def architectures(d: int, layers: int, attn_dropout: float | None = None) -> dict[str, dict]:
+def architectures(d: int, layers: int, attn_dropout: float | None = None, masks: str = "torch") -> dict[str, dict]:
     heads = 8 if d % 8 == 0 else 1
-    extra = {} if attn_dropout is None else {"attn_dropout": attn_dropout}
+    extra = ({} if attn_dropout is None else {"attn_dropout": attn_dropout}) | ({"fast_dropout": True} if masks == "fast" else {})
     return {
         "mult": {"name": "mult", "d": d, "heads": heads, "layers": layers, **extra},
         "ucrn": {"name": "ucrn", "d": d, "heads": heads, "layers": layers, "cross_layers": layers, **extra},
@@ -85,6 +85,8 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="also time each model under torch.compile")
     ap.add_argument("--attn-dropout", type=float, nargs="+", default=[None],
                     help="dropout on the attention weights to measure (default: each model's own, 0.1)")
+    ap.add_argument("--masks", nargs="+", default=["torch"], choices=["torch", "fast"],
+                    help="dropout masks: torch's, or the models' fast_dropout sampler (mmrefine.core.dropout)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
@@ -94,12 +96,16 @@ def main() -> None:
     print(f"matmul peak: {peak:.1f} GFLOP/s (fp32, {size}x{size})")
     print(f"{'model':<30} {'params':>9} {'GFLOP/step':>11} {'ms/step':>9} {'GFLOP/s':>9} {'of peak':>8}")
     for p in args.attn_dropout:
-        for name, arch in architectures(args.d, args.layers, p).items():
-            for compiled in (False, True) if args.compile else (False,):
-                flops, sec, params = measure(arch, args.batch, args.steps, args.repeats, compiled)
-                rate = flops / sec / 1e9
-                label = name + (" compiled" if compiled else "") + ("" if p is None else f" attn_dropout={p:g}")
-                print(f"{label:<30} {params:>9,} {flops / 1e9:>11.3f} {1000 * sec:>9.1f} {rate:>9.1f} {rate / peak:>8.1%}", flush=True)
+        for name in architectures(args.d, args.layers):
+            for masks in args.masks:
+                arch = architectures(args.d, args.layers, p, masks)[name]
+                for compiled in (False, True) if args.compile else (False,):
+                    flops, sec, params = measure(arch, args.batch, args.steps, args.repeats, compiled)
+                    rate = flops / sec / 1e9
+                    label = (name + (" compiled" if compiled else "") + ("" if p is None else f" attn_dropout={p:g}")
+                             + (" fast masks" if masks == "fast" else ""))
+                    print(f"{label:<30} {params:>9,} {flops / 1e9:>11.3f} {1000 * sec:>9.1f} {rate:>9.1f} {rate / peak:>8.1%}",
+                          flush=True)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ from mmrefine.core.mask import check_modalities, zero_absent
 from mmrefine.core.output import ModelOutput
 from mmrefine.core.protocols import parameter_dtype
 from mmrefine.models.registry import ARCHITECTURES
-from mmrefine.models.transformer import as_sequence
+from mmrefine.models.transformer import EncoderLayer, as_sequence
 
 POOLINGS = ("avg_last", "avg_last2", "sum_last", "sum_last2", "concat_last2")
 
@@ -90,8 +90,10 @@ class EarlyFusionTransformer(nn.Module):
         fused_depth: k, the layer ``L - k + 1`` whose tokens are averaged for ``mean``.
         target_pooling: how Refiner targets pool a modality's span (see the table above).
         attn_dropout: dropout on the attention weights (None: ``dropout``). At 0 the attention
-            runs as one fused kernel; sampling a dropout mask over every (token, token) pair
-            is a quarter of a training step on CPU (``docs/performance.md``).
+            runs as one fused kernel; with torch's masks, sampling one over every (token, token)
+            pair is a quarter of a training step on CPU (``docs/performance.md``).
+        fast_dropout: draw every dropout mask with the cheap CPU sampler
+            (:mod:`mmrefine.core.dropout`; same model and parameters, another random draw).
     """
 
     def __init__(
@@ -106,6 +108,7 @@ class EarlyFusionTransformer(nn.Module):
         fused_depth: int = 1,
         target_pooling: str = "avg_last",
         attn_dropout: float | None = None,
+        fast_dropout: bool = False,
     ) -> None:
         super().__init__()
         if target_pooling not in POOLINGS:
@@ -125,7 +128,7 @@ class EarlyFusionTransformer(nn.Module):
         self.segment = nn.Parameter(torch.randn(len(self.modalities), d) * 0.02)
         self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.02)
         self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(d, heads, 4 * d, dropout, batch_first=True, norm_first=True) for _ in range(layers)
+            EncoderLayer(d, heads, 4 * d, dropout, fast_dropout) for _ in range(layers)
         )
         if attn_dropout is not None:  # dropout on the attention weights alone (the layers' `dropout` elsewhere)
             for layer in self.layers:

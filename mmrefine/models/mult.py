@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmrefine.core.dropout import FastDropout
 from mmrefine.core.errors import ConfigError
 from mmrefine.core.mask import check_modalities, zero_absent
 from mmrefine.core.output import ModelOutput
@@ -59,6 +60,8 @@ class MulT(nn.Module):
         embed_dropout: dropout on the scaled, position-encoded inputs.
         out_dropout: dropout in the output head.
         causal: mask future steps in self- and cross-attention.
+        fast_dropout: draw every dropout mask with the cheap CPU sampler
+            (:mod:`mmrefine.core.dropout`; same model and parameters, another random draw).
         vectors_as_sequences: treat ``(d,)`` inputs as ``(1, d)`` sequences instead of GMU-only extras.
     """
 
@@ -77,6 +80,7 @@ class MulT(nn.Module):
         embed_dropout: float = 0.25,
         out_dropout: float = 0.0,
         causal: bool = False,
+        fast_dropout: bool = False,
         vectors_as_sequences: bool = False,
     ) -> None:
         super().__init__()
@@ -92,7 +96,8 @@ class MulT(nn.Module):
         self.modalities = list(input_shapes)
         self.input_shapes = {m: tuple(s) for m, s in input_shapes.items()}
         self.fusion_kind = fusion
-        kw = dict(attn_dropout=attn_dropout, relu_dropout=relu_dropout, res_dropout=res_dropout, embed_dropout=embed_dropout, causal=causal)
+        kw = dict(attn_dropout=attn_dropout, relu_dropout=relu_dropout, res_dropout=res_dropout, embed_dropout=embed_dropout, causal=causal,
+                  fast_dropout=fast_dropout)
         self.proj = nn.ModuleDict({m: nn.Conv1d(int(input_shapes[m][-1]), d, 1, bias=False) for m in self.sequence})
         self.cross = nn.ModuleDict(
             {f"{t}<-{s}": CrossmodalTransformer(d, heads, layers, **kw) for t in self.sequence for s in self.sequence if s != t}
@@ -108,7 +113,7 @@ class MulT(nn.Module):
             dims = {m: mem_d for m in self.sequence} | {m: int(input_shapes[m][0]) for m in self.extra}
             self.gmu = GMUFusion({m: dims[m] for m in self.modalities}, out_dim=gmu_dim)
             width = gmu_dim
-        self.out_dropout = nn.Dropout(out_dropout)
+        self.out_dropout = (FastDropout if fast_dropout else nn.Dropout)(out_dropout)
         self.out = nn.Linear(width, out_dim)
         self.width = width
 

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmrefine.core.dropout import FastDropout
 from mmrefine.core.errors import ConfigError
 from mmrefine.core.mask import check_modalities, zero_absent
 from mmrefine.core.output import ModelOutput
@@ -93,6 +94,8 @@ class UCRN(nn.Module):
         out_dropout: dropout in the output head.
         mjs_weight: weight of the multimodal Jensen-Shannon regulariser (0: none).
         causal: mask future steps in attention.
+        fast_dropout: draw every dropout mask with the cheap CPU sampler
+            (:mod:`mmrefine.core.dropout`; same model and parameters, another random draw).
     """
 
     def __init__(
@@ -113,6 +116,7 @@ class UCRN(nn.Module):
         out_dropout: float = 0.5,
         mjs_weight: float = 1.0,
         causal: bool = False,
+        fast_dropout: bool = False,
     ) -> None:
         super().__init__()
         if cross_mode not in ("concat", "tokens"):
@@ -124,7 +128,8 @@ class UCRN(nn.Module):
         self.d, self.cross_mode, self.pooling, self.mjs_weight = d, cross_mode, pooling, mjs_weight
         shapes = {m: (1, int(s[0])) if len(s) == 1 else (int(s[0]), int(s[1])) for m, s in input_shapes.items()}
         self.proj = nn.ModuleDict({m: nn.Conv1d(s[1], d, 1, bias=False) for m, s in shapes.items()})
-        kw = dict(attn_dropout=attn_dropout, relu_dropout=relu_dropout, res_dropout=res_dropout, embed_dropout=embed_dropout, causal=causal)
+        kw = dict(attn_dropout=attn_dropout, relu_dropout=relu_dropout, res_dropout=res_dropout, embed_dropout=embed_dropout, causal=causal,
+                  fast_dropout=fast_dropout)
         self.unimodal = nn.ModuleDict({m: CrossmodalTransformer(d, heads, layers, cross=False, **kw) for m in self.modalities})
         if pooling == "temporal":
             self.temporal = nn.ModuleDict({m: nn.Linear(s[0], 1, bias=False) for m, s in shapes.items()})
@@ -135,7 +140,7 @@ class UCRN(nn.Module):
         self.cross = CrossmodalTransformer(width, heads, cross_layers, cross=False, **kw)
         self.fc1, self.fc2 = nn.Linear(width, width), nn.Linear(width, width)
         self.out = nn.Linear(width, out_dim)
-        self.out_dropout = nn.Dropout(out_dropout)
+        self.out_dropout = (FastDropout if fast_dropout else nn.Dropout)(out_dropout)
         self.width = width
 
     @property

@@ -301,3 +301,33 @@ def test_early_fusion_attention_dropout_is_set_apart_from_the_other_dropout() ->
     assert all(layer.self_attn.dropout == 0.1 for layer in EarlyFusionTransformer(SEQ, 3, d=8, heads=2).layers)  # default: `dropout`
     with pytest.raises(ConfigError, match="attn_dropout"):
         EarlyFusionTransformer(SEQ, 3, d=8, heads=2, attn_dropout=1.0)
+
+
+FAST = {
+    "mult": lambda **kw: MulT(SEQ, 3, d=6, heads=2, layers=1, **kw),
+    "ucrn": lambda **kw: UCRN(SEQ, 3, d=6, heads=2, layers=1, cross_layers=1, sq_reduction=2, **kw),
+    "early_fusion": lambda **kw: EarlyFusionTransformer(SEQ, 3, d=8, heads=2, layers=2, **kw),
+}
+@pytest.mark.parametrize("name", list(FAST))
+def test_fast_dropout_is_the_same_model_with_other_masks(name) -> None:
+    x, y = seq_inputs(), torch.tensor([0, 1, 2, 0])
+    torch.manual_seed(0)
+    plain = FAST[name]()
+    torch.manual_seed(0)
+    fast = FAST[name](fast_dropout=True)
+    state = plain.state_dict()
+    assert state.keys() == fast.state_dict().keys()
+    assert all(torch.equal(v, fast.state_dict()[k]) for k, v in state.items())  # same parameters, same checkpoints
+    assert torch.allclose(fast.eval()(x).logits, plain.eval()(x).logits, atol=1e-5)
+    for model in (plain, fast):  # training mode with every dropout at 0: the same computation, to 1e-5
+        model.train()
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+            if isinstance(module, torch.nn.MultiheadAttention):
+                module.dropout = 0.0
+    assert torch.allclose(fast(x).logits, plain(x).logits, atol=1e-5)
+    torch.manual_seed(1)
+    noisy = FAST[name](fast_dropout=True).train()
+    assert not torch.equal(noisy(x).logits, noisy(x).logits)  # the masks are drawn in training
+    train_steps(noisy, x, y, steps=2)  # gradients reach every parameter through the fast path
