@@ -34,26 +34,34 @@ def test_committed_records_regenerate_the_committed_report(sweep: Path, tmp_path
     assert strip(fresh) == strip(committed)
 
 
-def test_the_pretraining_probe_table_comes_from_its_records() -> None:
-    """docs/reproduction.md's before / after pretraining table (MMBT on MOSI) is the mean ±
-    std of the committed probe.jsonl records (benchmarks/pretraining_probe.py)."""
+PROBES = {  # the before / after pretraining tables: (fraction, seeds, modalities)
+    "mosi_10": (10, [0, 1, 2, 3, 4], ("text", "audio", "video")),
+    "mosi_5": (5, [0, 1, 2, 3, 4], ("text", "audio", "video")),
+    "clothing_5": (5, [0, 1, 2, 3], ("title", "review_text", "categorical", "numerical")),
+}
+
+
+@pytest.mark.parametrize("cell", list(PROBES))
+def test_the_pretraining_probe_table_comes_from_its_records(cell: str) -> None:
+    """docs/reproduction.md's before / after pretraining tables (MMBT on MOSI and on the
+    clothing table) are the mean ± std of the committed probe.jsonl records
+    (benchmarks/pretraining_probe.py)."""
     import json
 
     from mmrefine.evaluation.statistics import mean_std
 
     text = (DOCS / "reproduction.md").read_text()
-    cell = lambda vals: "{:.3f} ± {:.3f}".format(*mean_std(vals))  # noqa: E731
-    for fraction in (10, 5):
-        path = DOCS / "reproduction" / f"pretraining_probe_mmbt_mosi_{fraction}" / "probe.jsonl"
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        assert sorted(r["seed"] for r in records) == [0, 1, 2, 3, 4]
-        rows = {f"probe fit on the run's {fraction}% of the labels": lambda r, st: r[st]["probe_labelled"],
-                "probe fit on every training label": lambda r, st: r[st]["probe_all"]}
-        rows.update({f"{m} query, top-1": (lambda r, st, m=m: r[st]["retrieval"][m]["1"]) for m in ("text", "audio", "video")})
-        for name, get in rows.items():
-            row = f"| {name} | {cell([get(r, 'before') for r in records])} | {cell([get(r, 'after') for r in records])}"
-            assert row in text, row
-
+    mean_pm_std = lambda vals: "{:.3f} ± {:.3f}".format(*mean_std(vals))  # noqa: E731
+    fraction, seeds, modalities = PROBES[cell]
+    path = DOCS / "reproduction" / f"pretraining_probe_mmbt_{cell}" / "probe.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    assert sorted(r["seed"] for r in records) == seeds
+    rows = {f"probe fit on the run's {fraction}% of the labels": lambda r, st: r[st]["probe_labelled"],
+            "probe fit on every training label": lambda r, st: r[st]["probe_all"]}
+    rows.update({f"{m} query, top-1": (lambda r, st, m=m: r[st]["retrieval"][m]["1"]) for m in modalities})
+    for name, get in rows.items():
+        row = f"| {name} | {mean_pm_std([get(r, 'before') for r in records])} | {mean_pm_std([get(r, 'after') for r in records])}"
+        assert row in text, row
 
 CURVES = {  # the accuracy-vs-labels tables of the fine-tuned-transformer study: (fractions per variant, metric, scale)
     "mosi": ({"mmbt": (5, 10, 20, 100), "mmbt+refnet+pretrain": (5, 10, 20, 100), "mmbt+refnet+joint": (5, 10, 20),
