@@ -37,7 +37,7 @@ def test_committed_records_regenerate_the_committed_report(sweep: Path, tmp_path
 PROBES = {  # the before / after pretraining tables: (fraction, seeds, modalities)
     "mosi_10": (10, [0, 1, 2, 3, 4], ("text", "audio", "video")),
     "mosi_5": (5, [0, 1, 2, 3, 4], ("text", "audio", "video")),
-    "clothing_5": (5, [0, 1, 2, 3], ("title", "review_text", "categorical", "numerical")),
+    "clothing_5": (5, [0, 1, 2, 3, 4], ("title", "review_text", "categorical", "numerical")),
 }
 
 
