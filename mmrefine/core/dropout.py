@@ -76,6 +76,11 @@ class FastDropout(nn.Dropout):
         return fast_dropout(x, self.p, self.training)
 
 
+def dropout_layer(p: float, fast: bool) -> nn.Dropout:
+    """:class:`FastDropout` when ``fast``, else ``nn.Dropout`` (the models' ``fast_dropout`` switch)."""
+    return FastDropout(p) if fast else nn.Dropout(p)
+
+
 def _score_mask(attn_mask: Tensor | None, key_padding: Tensor | None, dtype: torch.dtype) -> Tensor | None:
     """An additive ``(B or 1, 1, Lq or 1, Lk)`` mask from an ``(Lq, Lk)`` mask and a ``(B, Lk)``
     key padding mask, each additive (float) or boolean (``True``: ignore), as

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmrefine.core.dropout import FastDropout
+from mmrefine.core.dropout import dropout_layer
 from mmrefine.core.errors import ConfigError
 from mmrefine.core.mask import check_modalities, zero_absent
 from mmrefine.core.output import ModelOutput
@@ -113,7 +113,7 @@ class MulT(nn.Module):
             dims = {m: mem_d for m in self.sequence} | {m: int(input_shapes[m][0]) for m in self.extra}
             self.gmu = GMUFusion({m: dims[m] for m in self.modalities}, out_dim=gmu_dim)
             width = gmu_dim
-        self.out_dropout = (FastDropout if fast_dropout else nn.Dropout)(out_dropout)
+        self.out_dropout = dropout_layer(out_dropout, fast_dropout)
         self.out = nn.Linear(width, out_dim)
         self.width = width
 

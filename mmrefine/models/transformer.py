@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmrefine.core.dropout import FastDropout, multihead_attention
+from mmrefine.core.dropout import FastDropout, dropout_layer, multihead_attention
 from mmrefine.core.errors import ConfigError
 from mmrefine.core.layers import sinusoidal_positions
 
@@ -33,13 +33,12 @@ class CrossmodalLayer(nn.Module):
     def __init__(self, d: int, heads: int, attn_dropout: float, relu_dropout: float, res_dropout: float, cross: bool,
                  fast_dropout: bool = False) -> None:
         super().__init__()
-        drop = FastDropout if fast_dropout else nn.Dropout
         self.fast_dropout = fast_dropout
         self.norm_q, self.norm_ff = nn.LayerNorm(d), nn.LayerNorm(d)
         self.norm_kv = nn.LayerNorm(d) if cross else None
         self.attn = nn.MultiheadAttention(d, heads, dropout=attn_dropout, batch_first=True)
-        self.ff = nn.Sequential(nn.Linear(d, 4 * d), nn.ReLU(), drop(relu_dropout), nn.Linear(4 * d, d))
-        self.drop = drop(res_dropout)
+        self.ff = nn.Sequential(nn.Linear(d, 4 * d), nn.ReLU(), dropout_layer(relu_dropout, fast_dropout), nn.Linear(4 * d, d))
+        self.drop = dropout_layer(res_dropout, fast_dropout)
 
     def forward(self, x: Tensor, y: Tensor | None, attn_mask: Tensor | None, key_padding: Tensor | None) -> Tensor:
         q = self.norm_q(x)
@@ -78,7 +77,7 @@ class CrossmodalTransformer(nn.Module):
             CrossmodalLayer(d, heads, attn_dropout, relu_dropout, res_dropout, cross, fast_dropout) for _ in range(layers)
         )
         self.norm = nn.LayerNorm(d)
-        self.embed_dropout = (FastDropout if fast_dropout else nn.Dropout)(embed_dropout)
+        self.embed_dropout = dropout_layer(embed_dropout, fast_dropout)
         self.causal = causal
 
     def _embed(self, x: Tensor) -> Tensor:
@@ -106,7 +105,7 @@ class EncoderLayer(nn.TransformerEncoderLayer):
         super().__init__(d, heads, ff, dropout, batch_first=True, norm_first=True)
         self.fast_dropout = fast_dropout
         if fast_dropout:
-            self.dropout, self.dropout1, self.dropout2 = FastDropout(dropout), FastDropout(dropout), FastDropout(dropout)
+            self.dropout, self.dropout1, self.dropout2 = (FastDropout(dropout) for _ in range(3))
 
     def forward(self, src: Tensor, src_mask: Tensor | None = None, src_key_padding_mask: Tensor | None = None,
                 is_causal: bool = False) -> Tensor:

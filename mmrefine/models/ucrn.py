@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmrefine.core.dropout import FastDropout
+from mmrefine.core.dropout import dropout_layer
 from mmrefine.core.errors import ConfigError
 from mmrefine.core.mask import check_modalities, zero_absent
 from mmrefine.core.output import ModelOutput
@@ -140,7 +140,7 @@ class UCRN(nn.Module):
         self.cross = CrossmodalTransformer(width, heads, cross_layers, cross=False, **kw)
         self.fc1, self.fc2 = nn.Linear(width, width), nn.Linear(width, width)
         self.out = nn.Linear(width, out_dim)
-        self.out_dropout = (FastDropout if fast_dropout else nn.Dropout)(out_dropout)
+        self.out_dropout = dropout_layer(out_dropout, fast_dropout)
         self.width = width
 
     @property
