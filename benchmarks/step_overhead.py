@@ -2,7 +2,8 @@
 
 Builds one config's model twice (same seed) and trains each for ``--epochs`` over the
 same training split: (1) a plain loop -- a DataLoader over the dataset, forward, the
-task loss (plus any auxiliary terms), backward, AdamW -- and (2) ``mmrefine``'s engine
+task loss (plus any auxiliary terms), backward, AdamW in the engine's implementation
+(``optim.fused``) -- and (2) ``mmrefine``'s engine
 (``fit``: Lightning, checkpoints, logging, validation off where the engine allows). Both
 runs are timed in this process, alternately ``--repeats`` times after one untimed epoch
 of the plain loop (the first steps in a process pay for lazy initialisation), with the
@@ -25,6 +26,7 @@ from plain_step import plain_step  # benchmarks/plain_step.py, beside this scrip
 from mmrefine.config import load_config
 from mmrefine.training.builders import build_datamodule, build_model, build_task
 from mmrefine.training.engine import fit
+from mmrefine.training.module import adamw_implementation
 
 
 def plain_loop(cfg, epochs: int) -> tuple[float, int]:  # noqa: ANN001
@@ -33,7 +35,8 @@ def plain_loop(cfg, epochs: int) -> tuple[float, int]:  # noqa: ANN001
     dm.setup()
     task = build_task(cfg, dm)
     model = build_model(cfg, dm.schema, task)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
+                            **adamw_implementation(cfg.optim.fused))  # the engine's AdamW: only the engine differs
     loader = dm.loader(dm.labelled_train(), train=True)
     steps = 0
     t0 = time.perf_counter()

@@ -53,11 +53,18 @@ class MultimodalBatch:
     def modalities(self) -> list[str]:
         return list(self.inputs)
 
-    def to(self, device: torch.device | str) -> "MultimodalBatch":
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "MultimodalBatch":
+        """The batch on ``device`` (this batch itself if every tensor is already there);
+        ``finite`` carries over, since moving values does not change them."""
+        device = torch.device(device)
+        tensors = [*self.inputs.values(), *self.mask.values(), *([] if self.labels is None else [self.labels])]
+        if all(t.device == device for t in tensors):
+            return self
         return MultimodalBatch(
-            {m: x.to(device) for m, x in self.inputs.items()},
-            {m: k.to(device) for m, k in self.mask.items()},
-            None if self.labels is None else self.labels.to(device),
+            {m: x.to(device, non_blocking=non_blocking) for m, x in self.inputs.items()},
+            {m: k.to(device, non_blocking=non_blocking) for m, k in self.mask.items()},
+            None if self.labels is None else self.labels.to(device, non_blocking=non_blocking),
+            finite=self.finite,
         )
 
 

@@ -112,3 +112,13 @@ def test_a_tensor_dataset_scans_its_values_once_and_rescans_after_a_change() -> 
         schema.validate(ds.__getitems__([3, 4]))
     absent = TensorMultimodalDataset({"a": x, "b": torch.randn(10, 2)}, None, {"a": torch.arange(10) != 4, "b": torch.ones(10, dtype=torch.bool)})
     assert absent.values_finite()  # NaN in an absent sample does not count
+
+
+def test_moving_a_batch_keeps_its_finite_flag_and_copies_nothing_in_place() -> None:
+    from mmrefine.data.batch import MultimodalBatch
+
+    batch = MultimodalBatch({"a": torch.randn(4, 3)}, {"a": torch.ones(4, dtype=torch.bool)}, torch.arange(4), finite=True)
+    assert batch.to("cpu") is batch and batch.to(torch.device("cpu")) is batch
+    moved = batch.to("meta")
+    assert moved is not batch and moved.finite and moved.inputs["a"].device.type == "meta" and moved.labels.device.type == "meta"
+    assert not MultimodalBatch({"a": torch.randn(2, 3)}, {"a": torch.ones(2, dtype=torch.bool)}).to("meta").finite

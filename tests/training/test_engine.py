@@ -172,6 +172,22 @@ def test_nan_input_stops_training_with_a_named_error(tmp_path: Path) -> None:
         trainer.fit(module, datamodule=dm)
 
 
+class RecordBatches(L.Callback):
+    def __init__(self) -> None:
+        self.finite: list[bool] = []
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: object, batch_idx: int) -> None:
+        self.finite.append(batch.finite)  # type: ignore[attr-defined]
+
+
+def test_batches_reach_the_step_with_their_values_already_known_finite(tmp_path: Path) -> None:
+    """The dataset is scanned for NaN once; moving its batches to the device keeps that,
+    so the per-step check is structural only (a NaN is still caught: the test above)."""
+    rec = RecordBatches()
+    fit(tiny_config(tmp_path, trainer={"max_epochs": 1}), callbacks=[rec])
+    assert rec.finite and all(rec.finite)
+
+
 class RecordGroupAtTeardown(L.Callback):
     """Writes, per spawned worker and stage, whether the process group is still up once the
     trainer's own callbacks have torn down (this one runs after them)."""
@@ -233,7 +249,7 @@ def test_joint_semi_supervised_mode_uses_unlabelled_batches_for_refiner_terms_on
     assert len(dm.unlabelled_train()) + len(dm.labelled_train()) == len(dm.splits["train"])
     module = MultimodalModule(model, task, cfg.optim, "supervised", dm.schema)
     module._joint_step(pair)
-    logged = {f"train/{k}" for k in module.train_sums}
+    logged = {f"train/{k}" for k in module.sums["train"]}
     unlabelled = {k for k in logged if k.startswith("train/unlabelled_")}
     assert unlabelled == {"train/unlabelled_refiner_fou", "train/unlabelled_refiner_kar"}  # no task, no MS term
     assert {"train/task", "train/ms", "train/refiner_fou"} <= logged
@@ -264,3 +280,28 @@ def test_training_terms_are_logged_as_batch_weighted_epoch_means(tmp_path: Path)
     sparse = fit(tiny_config(tmp_path / "s", trainer={"max_epochs": 1, "log_every_n_steps": 3}), test=False)
     steps = read_logs(Path(sparse.run_dir) / "train")["train/loss_step"].dropna()
     assert len(steps) == len(sizes) // 3  # written on every third step only
+
+
+def test_validation_terms_and_metrics_are_epoch_values_over_every_sample(tmp_path: Path) -> None:
+    """``val/{term}``: the batch-size-weighted mean of the batches' values; ``val/acc`` and
+    ``test/acc``: accuracy over every sample, not a mean of per-batch accuracies."""
+    res = fit(tiny_config(tmp_path, model={"refiner": {}}, trainer={"max_epochs": 1}))
+    module, dm = res.module, res.datamodule
+    module.eval()
+    for split in ("val", "test"):
+        sums: dict[str, float] = {}
+        right = n = 0
+        with torch.no_grad():
+            for batch in dm.loader(dm.splits[split]):
+                terms, out = module.loss_terms(batch)
+                for k, v in {**terms, "loss": sum(terms.values())}.items():
+                    sums[k] = sums.get(k, 0.0) + float(v) * batch.size
+                right += int((out.logits.argmax(1) == batch.labels).sum())
+                n += batch.size
+        logged = res.trainer.validate(module, dataloaders=dm.loader(dm.splits[split]), verbose=False)[0]
+        for k, v in sums.items():
+            assert logged[f"val/{k}"] == pytest.approx(v / n, rel=1e-5), k
+        assert logged["val/acc"] == pytest.approx(right / n, abs=1e-6)
+        if split == "test":
+            assert res.test["test/acc"] == pytest.approx(right / n, abs=1e-6)
+
