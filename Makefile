@@ -10,10 +10,15 @@ DATA_ROOT ?= ../shared/data
 
 install: $(STAMP)
 
+# Bytecode for every installed module and ours, written once here: pip writes none when
+# PYTHONDONTWRITEBYTECODE is set (as on our machines), and then every process compiles torch and
+# Lightning from source again (import lightning: 22-25 s instead of 8-10 s; docs/performance.md).
+# A few files of the packages are for other Python versions and do not compile: ignored.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(PY) -m compileall -q -j 0 $(VENV)/lib mmrefine > /dev/null || true
 	touch $(STAMP)
 
 demo: $(STAMP)
