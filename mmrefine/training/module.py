@@ -139,13 +139,15 @@ class MultimodalModule(L.LightningModule):
         metrics.reset()
 
     def on_train_epoch_start(self) -> None:
-        self.sums.pop("train", None), self.counts.pop("train", None)
+        self.sums.pop("train", None)
+        self.counts.pop("train", None)
 
     def on_train_epoch_end(self) -> None:
         self._log_means("train", "_epoch")
 
     def on_validation_epoch_start(self) -> None:
-        self.sums.pop("val", None), self.counts.pop("val", None)
+        self.sums.pop("val", None)
+        self.counts.pop("val", None)
 
     def on_validation_epoch_end(self) -> None:
         self._log_means("val")
