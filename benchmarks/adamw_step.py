@@ -20,7 +20,7 @@ import torch
 from dropout_masks import median_ms  # benchmarks/dropout_masks.py, beside this script
 
 from mmrefine.config import load_config
-from mmrefine.training.builders import build_datamodule, build_model, build_task
+from mmrefine.training.engine import prepare
 
 IMPLEMENTATIONS = {"loop (torch's CPU default)": {"foreach": False}, "foreach (default)": {"foreach": True},
                    "fused (optim.fused)": {"fused": True}}
@@ -36,10 +36,8 @@ def minilm_shapes() -> list[tuple[int, ...]]:
 
 
 def mlp_parameters() -> list[torch.Tensor]:
-    cfg = load_config("configs/mfeat.yaml")
-    dm = build_datamodule(cfg)
-    dm.setup()
-    return [p.detach().clone() for p in build_model(cfg, dm.schema, build_task(cfg, dm)).parameters()]
+    _, _, model = prepare(load_config("configs/mfeat.yaml"))
+    return [p.detach().clone() for p in model.parameters()]
 
 
 def main() -> None:
