@@ -97,3 +97,13 @@ def test_import_and_help_load_neither_torch_nor_lightning() -> None:
             "heavy = [m for m in ('torch', 'lightning', 'matplotlib') if m in sys.modules]; assert not heavy, heavy")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_sweep_scheduler_loads_neither_torch_nor_lightning() -> None:
+    """The process that schedules a sweep's (or the demo's) runs and summarises their records
+    imports neither torch nor Lightning: its worker processes start without waiting for it."""
+    code = ("import sys, mmrefine.experiments.demo, mmrefine.experiments.sweep, mmrefine.experiments.executors; "
+            "from mmrefine.evaluation import compare, mean_std; "
+            "heavy = [m for m in ('torch', 'lightning') if m in sys.modules]; assert not heavy, heavy")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -2,20 +2,28 @@
 
 Metrics, statistics over seeds, corruptions and robustness scores, retrieval,
 linear probes, latent-graph recovery and figures. Nothing here trains a model:
-what runs experiments lives in :mod:`mmrefine.experiments`."""
+what runs experiments lives in :mod:`mmrefine.experiments`.
 
-from mmrefine.evaluation.latent_graph import recovery_curve, recovery_error
-from mmrefine.evaluation.retrieval import topk_retrieval
-from mmrefine.evaluation.robustness import (
-    corrupt,
-    nonempty_subsets,
-    percentage_drop,
-    relative_robustness,
-    scale_unit,
-)
-from mmrefine.evaluation.statistics import compare, confidence_interval, mean_std, welch_t_test
+The names below are imported on first use: ``mmrefine.evaluation.statistics``
+(what a sweep's summary needs) then costs scipy, not torch and Lightning."""
 
-__all__ = [
-    "compare", "confidence_interval", "corrupt", "mean_std", "nonempty_subsets", "percentage_drop",
-    "recovery_curve", "recovery_error", "relative_robustness", "scale_unit", "topk_retrieval", "welch_t_test",
-]
+from __future__ import annotations
+
+import importlib
+
+_HOMES = {
+    "recovery_curve": "latent_graph", "recovery_error": "latent_graph",
+    "topk_retrieval": "retrieval",
+    "corrupt": "robustness", "nonempty_subsets": "robustness", "percentage_drop": "robustness",
+    "relative_robustness": "robustness", "scale_unit": "robustness",
+    "compare": "statistics", "confidence_interval": "statistics", "mean_std": "statistics", "welch_t_test": "statistics",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> object:
+    """``mmrefine.evaluation.NAME`` from the submodule that defines it, imported now."""
+    if name in _HOMES:
+        return vars(importlib.import_module(f"{__name__}.{_HOMES[name]}"))[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -37,15 +37,16 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
-
-import lightning as L
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from mmrefine.config import deep_merge, from_dict, load_config, read_yaml
 from mmrefine.core.errors import ConfigError
-from mmrefine.data.datamodule import MultimodalDataModule
-from mmrefine.evaluation.robustness import corrupt, nonempty_subsets
 from mmrefine.evaluation.statistics import Comparison, compare
+
+if TYPE_CHECKING:  # the process that only schedules runs and summarises records never imports Lightning
+    import lightning as L
+
+    from mmrefine.data.datamodule import MultimodalDataModule
 
 
 @dataclass
@@ -253,6 +254,7 @@ def run_one(path: Path, sweep: SweepConfig, out: Path, name: str, seed: int, epo
     settings (:func:`tracking_settings`); a variant's own ``trainer`` settings win."""
     from lightning.pytorch.loggers import CSVLogger
 
+    from mmrefine.evaluation.robustness import nonempty_subsets
     from mmrefine.training.engine import fit
 
     t0 = time.perf_counter()
@@ -311,6 +313,8 @@ def missing_modality_metrics(
 
 def noise_sweep(res: Any, modalities: list[str], noise: NoiseConfig) -> dict[str, dict[str, dict[str, float]]]:
     """``{modality: {level: test metrics}}`` with that modality corrupted."""
+    from mmrefine.evaluation.robustness import corrupt
+
     dm, out = res.datamodule, {}
     for m in modalities:
         out[m] = {}
