@@ -15,18 +15,13 @@ from mmrefine.core.errors import (
     MMRefineError,
     RunError,
 )
+from mmrefine.core.lazy import lazy_names as _lazy_names
 
 __version__ = "0.2.0"
 
 
-
-def __getattr__(name: str) -> object:
-    """``mmrefine.TablePredictor`` is imported on first use (it pulls in torch and Lightning)."""
-    if name == "TablePredictor":
-        from mmrefine.predictors import TablePredictor
-
-        return TablePredictor
-    raise AttributeError(f"module 'mmrefine' has no attribute '{name}'")
+# mmrefine.TablePredictor is imported on first use (it pulls in torch and Lightning)
+__getattr__ = _lazy_names(__name__, {"TablePredictor": "predictors"})
 
 
 __all__ = [

@@ -7,9 +7,6 @@ contract) load on first use, so ``import mmrefine`` and ``mmrefine --help`` stay
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from mmrefine.core.errors import (
     BatchError,
     CheckpointMismatchError,
@@ -19,6 +16,7 @@ from mmrefine.core.errors import (
     MMRefineError,
     RunError,
 )
+from mmrefine.core.lazy import lazy_names
 from mmrefine.core.registry import Registry, build_checked
 
 _LAZY = {
@@ -30,13 +28,7 @@ _LAZY = {
                                       "parameter_dtype")},
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"mmrefine.core.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'mmrefine.core' has no attribute '{name}'")
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = [

@@ -7,9 +7,7 @@ what runs experiments lives in :mod:`mmrefine.experiments`.
 The names below are imported on first use: ``mmrefine.evaluation.statistics``
 (what a sweep's summary needs) then costs scipy, not torch and Lightning."""
 
-from __future__ import annotations
-
-import importlib
+from mmrefine.core.lazy import lazy_names as _lazy_names
 
 _HOMES = {
     "recovery_curve": "latent_graph", "recovery_error": "latent_graph",
@@ -20,10 +18,4 @@ _HOMES = {
 }
 
 __all__ = sorted(_HOMES)
-
-
-def __getattr__(name: str) -> object:
-    """``mmrefine.evaluation.NAME`` from the submodule that defines it, imported now."""
-    if name in _HOMES:
-        return vars(importlib.import_module(f"{__name__}.{_HOMES[name]}"))[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = _lazy_names(__name__, _HOMES)
