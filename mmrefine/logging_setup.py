@@ -1,17 +1,68 @@
 """Quiet Lightning's informational chatter for command-line runs."""
 
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import logging
 import sys
 import warnings
 from contextlib import contextmanager
-from typing import Iterator
+from types import ModuleType
+from typing import Any, Callable, Iterator
+
+LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning")
+
+
+def _lightning_loggers_to_warning() -> None:
+    for name in LIGHTNING_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs ``action`` once, right after module ``name`` is first executed, then leaves no
+    trace: the finder removes itself and the module keeps its own loader."""
+
+    def __init__(self, name: str, action: Callable[[], None]) -> None:
+        self.name, self.action = name, action
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _ThenLoader(spec.loader, self.action)
+        return spec
+
+
+class _ThenLoader(importlib.abc.Loader):
+    def __init__(self, loader: Any, action: Callable[[], None]) -> None:
+        self.loader, self.action = loader, action
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        try:
+            self.loader.exec_module(module)
+        finally:
+            module.__loader__ = self.loader
+            if module.__spec__ is not None:
+                module.__spec__.loader = self.loader
+        self.action()
 
 
 def quiet_lightning() -> None:
-    import lightning.pytorch  # noqa: F401  (sets its loggers to INFO on import)
+    """Lightning's loggers to WARNING (no device banners or tips) and its routine warnings off,
+    for command-line runs.
 
-    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    Lightning sets its loggers to INFO when it is imported, so the levels are set now if it is
+    loaded and otherwise right after its import: a process that never trains (the scheduler of
+    a sweep or of the demo, ``mmrefine report``) never pays Lightning's import (about 5 s)."""
+    if "lightning.pytorch" in sys.modules:
+        _lightning_loggers_to_warning()
+    elif not any(isinstance(f, _AfterImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport("lightning.pytorch", _lightning_loggers_to_warning))
     warnings.filterwarnings("ignore", message=".*treespec.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
