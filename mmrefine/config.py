@@ -116,6 +116,10 @@ class TrainerConfig:
     validate_batches: bool = True
     num_sanity_val_steps: int = 2
     check_val_every_n_epoch: int = 1
+    # last.ckpt (where --resume restarts) is rewritten at an epoch's end once this many seconds
+    # have passed since its previous write, when the best checkpoint is written, and after the
+    # final epoch; 0: after every epoch (mmrefine.training.rundir.LastCheckpoint)
+    last_checkpoint_every_s: float = 30.0
     loggers: list[str] = field(default_factory=lambda: ["csv"])  # csv (always written), tensorboard, mlflow
     tracking_uri: Union[str, None] = None  # MLflow tracking store (None: sqlite in the run or sweep directory)
     experiment_name: Union[str, None] = None  # MLflow experiment (None: the run directory's name, or the sweep's)
@@ -132,6 +136,7 @@ class TrainerConfig:
         _check(self.gradient_clip_val is None or self.gradient_clip_val > 0, "trainer.gradient_clip_val", "must be positive",
                self.gradient_clip_val)
         _check(self.log_every_n_steps >= 1, "trainer.log_every_n_steps", "must be >= 1", self.log_every_n_steps)
+        _check(self.last_checkpoint_every_s >= 0, "trainer.last_checkpoint_every_s", "must be >= 0", self.last_checkpoint_every_s)
         _check(self.check_val_every_n_epoch >= 1, "trainer.check_val_every_n_epoch", "must be >= 1", self.check_val_every_n_epoch)
 
 

@@ -47,7 +47,7 @@ from mmrefine.training.builders import build_datamodule, build_model, build_task
 from mmrefine.training.loggers import check_loggers, log_artifacts, make_loggers
 from mmrefine.training.module import MultimodalModule, check_architecture, check_data
 from mmrefine.training.pretrained import check_pretrained, load_pretrained
-from mmrefine.training.rundir import AtomicCheckpoint, RunLock, check_writable
+from mmrefine.training.rundir import AtomicCheckpoint, LastCheckpoint, RunLock, check_writable
 from mmrefine.training.tasks import Task
 
 log = logging.getLogger("mmrefine")
@@ -101,9 +101,8 @@ def make_trainer(
         save_top_k=t.save_top_k,
         auto_insert_metric_name=False,
     )
-    # last.ckpt is rewritten after every epoch (not only when the best changes), atomically
-    last = AtomicCheckpoint(dirpath=stage_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
-                            enable_version_counter=False)
+    # last.ckpt (where --resume restarts) is rewritten atomically when due (see LastCheckpoint)
+    last = LastCheckpoint(stage_dir / "checkpoints", best=ckpt, every_s=t.last_checkpoint_every_s)
     cbs: list[Callback] = [ckpt, last, LeaveSpawnedProcessGroup()]
     if t.patience is not None:
         cbs.append(EarlyStopping(monitor=monitor, mode=mode, patience=t.patience))

@@ -33,7 +33,7 @@ from mmrefine.training.module import check_architecture
 FINE_TUNING_ONLY = {
     "data": {"labelled_fraction", "root"},
     "trainer": {"max_epochs", "patience", "monitor", "mode", "save_top_k", "progress_bar", "log_every_n_steps", "loggers",
-                "tracking_uri", "experiment_name", "run_name", "num_sanity_val_steps"},
+                "tracking_uri", "experiment_name", "run_name", "num_sanity_val_steps", "last_checkpoint_every_s"},
     "pretrain": {"weights"},
 }
 COMPARED = ("seed", "model", "optim", "pretrain", "data", "trainer")

@@ -54,9 +54,9 @@ def test_a_sweep_killed_before_a_runs_first_checkpoint_resumes(tmp_path: Path) -
     assert [(r["variant"], r["seed"]) for r in records] == [("concat", 0)]
 
 
-def test_last_checkpoint_is_written_every_epoch(tmp_path: Path) -> None:
+def test_last_checkpoint_is_written_every_epoch_when_asked(tmp_path: Path) -> None:
     # monitoring accuracy with mode 'min' makes epoch 0 the best: last.ckpt must still move on
-    cfg = tiny_config(tmp_path, trainer={"max_epochs": 4, "monitor": "val/acc", "mode": "min"})
+    cfg = tiny_config(tmp_path, trainer={"max_epochs": 4, "monitor": "val/acc", "mode": "min", "last_checkpoint_every_s": 0})
     res = fit(cfg, test=False)
     assert res.best_checkpoint.endswith("best-000.ckpt")
     assert last(cfg)["epoch"] == 3
@@ -64,7 +64,7 @@ def test_last_checkpoint_is_written_every_epoch(tmp_path: Path) -> None:
 
 
 def test_resume_after_a_kill_lists_every_epoch_once(tmp_path: Path) -> None:
-    over = {"trainer": {"max_epochs": 4, "monitor": "val/acc", "mode": "min"}}
+    over = {"trainer": {"max_epochs": 4, "monitor": "val/acc", "mode": "min", "last_checkpoint_every_s": 0}}
     full = fit(tiny_config(tmp_path / "a", **over), test=False)
     cfg = tiny_config(tmp_path / "b", **over)
     with pytest.raises(RuntimeError):
@@ -76,6 +76,38 @@ def test_resume_after_a_kill_lists_every_epoch_once(tmp_path: Path) -> None:
         epochs = logs.dropna(subset=[col])["epoch"].astype(int).tolist()
         assert epochs == ref.dropna(subset=[col])["epoch"].astype(int).tolist()
         assert epochs[:4] == [0, 1, 2, 3]
+
+
+def test_last_checkpoint_when_due_resumes_to_the_same_run(tmp_path: Path) -> None:
+    """By default (epochs far shorter than ``last_checkpoint_every_s``) last.ckpt is written with
+    each best checkpoint and after the final epoch only; a run killed in between resumes from
+    it, replays the epochs since, and ends with the uninterrupted run's weights, logs and files
+    (no best checkpoint is newer than last.ckpt, so none is written twice)."""
+    # accuracy with mode 'min' makes epoch 0 the only best one
+    over = {"trainer": {"max_epochs": 4, "monitor": "val/acc", "mode": "min"}}
+    full = fit(tiny_config(tmp_path / "a", **over), test=False)
+    assert full.best_checkpoint.endswith("best-000.ckpt")
+    assert last(tiny_config(tmp_path / "a", **over))["epoch"] == 3  # the final epoch is always written
+    cfg = tiny_config(tmp_path / "b", **over)
+    with pytest.raises(RuntimeError):
+        fit(cfg, callbacks=[Crash(3)], test=False)
+    assert last(cfg)["epoch"] == 0  # written with the best, not after epochs 1 and 2
+    again = fit(cfg, resume=True, test=False)
+    files = sorted(p.name for p in (Path(cfg.run_dir) / "train" / "checkpoints").iterdir())
+    assert files == sorted(p.name for p in (full.run_dir / "train" / "checkpoints").iterdir())
+    a, b = last(tiny_config(tmp_path / "a", **over)), last(cfg)
+    assert a["global_step"] == b["global_step"] and again.best_checkpoint.endswith(Path(full.best_checkpoint).name)
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    epochs = read_logs(Path(cfg.run_dir) / "train").dropna(subset=["train/loss_epoch"])["epoch"].astype(int).tolist()
+    assert epochs == [0, 1, 2, 3]
+
+
+def test_early_stopping_writes_the_last_epoch(tmp_path: Path) -> None:
+    # accuracy with mode 'min': epoch 0 is the best, patience 1 stops after epoch 1
+    cfg = tiny_config(tmp_path, trainer={"max_epochs": 6, "monitor": "val/acc", "mode": "min", "patience": 1})
+    fit(cfg, test=False)
+    assert last(cfg)["epoch"] == 1
 
 
 def test_resume_on_a_finished_run_trains_nothing(tmp_path: Path, caplog) -> None:

@@ -114,7 +114,8 @@ class Interrupt(L.Callback):
 
 
 def test_interrupted_and_resumed_fit_matches_uninterrupted(tmp_path: Path) -> None:
-    over = {"model": {"refiner": {}}, "trainer": {"max_epochs": 4, "num_sanity_val_steps": 2}, "optim": {"warmup_steps": 10}}
+    over = {"model": {"refiner": {}}, "trainer": {"max_epochs": 4, "num_sanity_val_steps": 2, "last_checkpoint_every_s": 0},
+            "optim": {"warmup_steps": 10}}
     full = fit(tiny_config(tmp_path / "a", **over), test=False)
     cfg = tiny_config(tmp_path / "b", **over)
     with pytest.raises(RuntimeError, match="simulated crash"):
