@@ -103,7 +103,8 @@ def test_sweep_scheduler_loads_neither_torch_nor_lightning(tmp_path: Path) -> No
     """The process that schedules a sweep's (or the demo's) runs and summarises their records
     imports neither torch nor Lightning: its worker processes start without waiting for it.
     Checked on the command line's whole path, from ``main`` to the printed summary of a
-    finished sweep (its records copied from docs/reproduction/)."""
+    finished sweep (its records copied from docs/reproduction/), then its report (which
+    also takes seconds, not Lightning's import)."""
     repo = PKG.parent
     (tmp_path / "runs.jsonl").write_text((repo / "docs/reproduction/few_labels_mmbt_clothing_10/runs.jsonl").read_text())
     config = repo / "configs/reproduction/few_labels_mmbt_clothing_10.yaml"
@@ -111,6 +112,7 @@ def test_sweep_scheduler_loads_neither_torch_nor_lightning(tmp_path: Path) -> No
             "from mmrefine.evaluation import compare, mean_std\n"
             "from mmrefine.cli import main\n"
             f"assert main(['sweep', '-c', {str(config)!r}, '--out', {str(tmp_path)!r}]) == 0\n"
+            f"assert main(['report', {str(tmp_path)!r}, '--baseline', 'mmbt', '--metric', 'test/f1']) == 0\n"
             "heavy = [m for m in ('torch', 'lightning') if m in sys.modules]; assert not heavy, heavy")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

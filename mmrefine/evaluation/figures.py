@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # a sweep's report draws no tensors: it loads no torch
+    import torch
 
 
 def _plt():  # type: ignore[no-untyped-def]
@@ -112,6 +114,8 @@ def tsne_by_modality(features: Mapping[str, torch.Tensor], path: str | Path, see
     plt = _plt()
     width = max(f.shape[1] for f in features.values())
     names = list(features)
+    import torch
+
     xs = [torch.nn.functional.pad(f[:per_modality], (0, width - f.shape[1])) for f in features.values()]
     x = torch.cat(xs).numpy()
     tag = np.concatenate([np.full(len(v), i) for i, v in enumerate(xs)])

@@ -28,14 +28,14 @@
 from __future__ import annotations
 
 import itertools
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from mmrefine.core.errors import ConfigError
-from mmrefine.core.mask import zero_absent
-from mmrefine.data.dataset import TensorMultimodalDataset, decode
+
+if TYPE_CHECKING:  # the scores below are plain numbers: a sweep's report loads no torch
+    from mmrefine.data.dataset import TensorMultimodalDataset
 
 CORRUPTIONS = ("gaussian", "bernoulli_add", "bernoulli_zero")
 
@@ -56,6 +56,11 @@ def corrupt(ds: TensorMultimodalDataset, modality: str, kind: str, level: float,
         raise ConfigError(f"noise level must be in [0, 1], got {level}")
     if modality not in ds.inputs:
         raise ConfigError(f"cannot corrupt unknown modality '{modality}' (have {ds.modalities})")
+    import torch
+
+    from mmrefine.core.mask import zero_absent
+    from mmrefine.data.dataset import TensorMultimodalDataset, decode
+
     g = torch.Generator().manual_seed(seed)
     x = decode(ds.inputs[modality])
     if kind == "gaussian":
@@ -79,6 +84,10 @@ def shuffle_modality(ds: TensorMultimodalDataset, modality: str, seed: int = 0) 
     n = len(ds)
     if n < 2:
         raise ConfigError("shuffling a modality needs at least two samples")
+    import torch
+
+    from mmrefine.data.dataset import TensorMultimodalDataset
+
     sigma = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     perm = torch.empty(n, dtype=torch.long)
     perm[sigma] = sigma.roll(-1)  # sample sigma_i takes sigma_{i+1}'s modality: one random cycle, no fixed point

@@ -77,7 +77,8 @@ def run_report(d: Path) -> Path:
 def _run_report(d: Path, cfg: Any, metrics: dict) -> Path:
     from mmrefine.config import to_dict
     from mmrefine.evaluation.probes import collect
-    from mmrefine.training.engine import load_module, read_logs
+    from mmrefine.training.engine import load_module
+    from mmrefine.training.logs import read_logs
 
     lines = [f"# Run report: `{d}`", "", "## Metrics (best checkpoint)", ""]
     rows = [[k, f"{v:.4f}"] for split in ("val", "test") for k, v in metrics[split].items()]
@@ -251,7 +252,7 @@ def training_curve_charts(by: dict[str, list[dict]], metric: str) -> list[Any]:
     """Per variant, the validation counterpart of ``metric`` and the training loss per epoch,
     mean and a band of ± 1 std over seeds, from each run's CSV logs (runs whose logs are not
     there, e.g. committed records without their run directories, are left out)."""
-    from mmrefine.training.engine import read_logs
+    from mmrefine.training.logs import read_logs
 
     val = "val/" + metric.split("/", 1)[-1]
     charts = []

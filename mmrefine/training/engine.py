@@ -9,7 +9,7 @@ Run directory layout::
                                    refiner loss (marks the stage done)
     RUN_DIR/train/checkpoints/         best-*.ckpt and last.ckpt
     RUN_DIR/train/logs/metrics.csv     CSV logs (a resumed run keeps the earlier
-                                       segments as metrics.part0.csv, ...; see read_logs)
+                                       segments as metrics.part0.csv, ...; see mmrefine.training.logs.read_logs)
     RUN_DIR/model.safetensors          the inference model (Refiner decoders removed)
     RUN_DIR/metrics.json               validation and test metrics of the best checkpoint
     RUN_DIR/tracking.json              the MLflow run a resumed fit appends to (trainer.loggers: [mlflow])
@@ -45,6 +45,7 @@ from mmrefine.data.datamodule import MultimodalDataModule
 from mmrefine.refine.distill import ModalityDistiller
 from mmrefine.training.builders import build_datamodule, build_model, build_task, data_signature, load_exported
 from mmrefine.training.loggers import check_loggers, log_artifacts, make_loggers
+from mmrefine.training.logs import keep_previous_logs
 from mmrefine.training.module import MultimodalModule, check_architecture, check_data
 from mmrefine.training.pretrained import check_pretrained, load_pretrained
 from mmrefine.training.rundir import AtomicCheckpoint, LastCheckpoint, RunLock, check_writable
@@ -92,7 +93,7 @@ def make_trainer(
     logs to the trackers of ``trainer.loggers``, evaluation to the CSV logger only."""
     t = cfg.trainer
     if is_primary_process():
-        _keep_previous_logs(stage_dir / "logs")
+        keep_previous_logs(stage_dir / "logs")
     ckpt = AtomicCheckpoint(
         dirpath=stage_dir / "checkpoints",
         filename="best-{epoch:03d}",
@@ -151,49 +152,6 @@ def _check_distributed(cfg: ExperimentConfig) -> None:
                           "trainer.devices for a distributed run")
     log.info("rank %s of a distributed run: rank 0 writes %s", {k: os.environ.get(k) for k in RANK_VARIABLES if k in os.environ},
              cfg.run_dir)
-
-
-def _keep_previous_logs(log_dir: Path) -> None:
-    """Lightning's CSV logger deletes an existing metrics.csv: keep it as a numbered part."""
-    current = log_dir / "metrics.csv"
-    if current.is_file():
-        k = len(list(log_dir.glob("metrics.part*.csv")))
-        current.rename(log_dir / f"metrics.part{k}.csv")
-
-
-def read_logs(stage_dir: str | Path) -> "pandas.DataFrame":  # noqa: F821
-    """All CSV log rows of a stage, earlier (interrupted) segments first.
-
-    A resumed segment restarts at the epoch after its checkpoint; rows of an
-    earlier segment from that epoch on (the epoch the interruption cut short)
-    are dropped, so every epoch appears once."""
-    import pandas as pd
-
-    log_dir = Path(stage_dir) / "logs"
-    parts = sorted(log_dir.glob("metrics.part*.csv"), key=lambda p: int(p.stem.split("part")[1]))
-    files = [*parts, log_dir / "metrics.csv"]
-    frames = [_read_csv_log(f) for f in files if f.is_file() and f.stat().st_size > 0]
-    if not frames:
-        raise DataError(f"no CSV logs under {log_dir}")
-    kept = []
-    for i, frame in enumerate(frames):
-        later = [f["epoch"].min() for f in frames[i + 1:] if "epoch" in f and len(f)]
-        if later and "epoch" in frame:
-            frame = frame[frame["epoch"] < min(later)]
-        kept.append(frame)
-    return pd.concat(kept, ignore_index=True)
-
-
-def _read_csv_log(path: Path) -> "pandas.DataFrame":  # noqa: F821
-    import pandas as pd
-
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read these training logs ({' '.join(str(exc).split())}); the file is damaged") from exc
-    if "epoch" in frame and not pd.api.types.is_numeric_dtype(frame["epoch"]):
-        raise DataError(f"{path}: column 'epoch' holds text; the file is damaged")
-    return frame
 
 
 def _last(stage_dir: Path) -> str | None:

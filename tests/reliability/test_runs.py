@@ -18,7 +18,8 @@ import torch
 
 from mmrefine.core.errors import CheckpointMismatchError, ConfigError, RunError
 from mmrefine.experiments.sweep import read_records, run_sweep
-from mmrefine.training.engine import evaluate, fit, read_checkpoint, read_logs
+from mmrefine.training.engine import evaluate, fit, read_checkpoint
+from mmrefine.training.logs import read_logs
 from mmrefine.training.rundir import AtomicCheckpoint
 from tests.conftest import tiny_config
 from tests.training.test_engine import Interrupt as Crash  # raises "simulated crash" at an epoch's start

@@ -12,7 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 from mmrefine.core.errors import BatchError, CheckpointMismatchError, ConfigError, DataError, RunError
-from mmrefine.training.engine import evaluate, fit, load_inference_model, make_trainer, predict, prepare, read_checkpoint, read_logs
+from mmrefine.training.engine import evaluate, fit, load_inference_model, make_trainer, predict, prepare, read_checkpoint
+from mmrefine.training.logs import read_logs
 from mmrefine.training.module import MultimodalModule
 from tests.conftest import tiny_config
 

@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from mmrefine.config import load_config
-from mmrefine.training.engine import prepare, read_checkpoint, read_logs
+from mmrefine.training.engine import prepare, read_checkpoint
+from mmrefine.training.logs import read_logs
 
 
 def free_port() -> int:
