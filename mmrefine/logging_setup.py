@@ -58,7 +58,7 @@ def quiet_lightning() -> None:
 
     Lightning sets its loggers to INFO when it is imported, so the levels are set now if it is
     loaded and otherwise right after its import: a process that never trains (the scheduler of
-    a sweep or of the demo) never pays Lightning's import (about 5 s)."""
+    a sweep or of the demo, ``mmrefine report`` on a sweep) never pays Lightning's import (about 5 s)."""
     if "lightning.pytorch" in sys.modules:
         _lightning_loggers_to_warning()
     elif not any(isinstance(f, _AfterImport) for f in sys.meta_path):
