@@ -98,8 +98,7 @@ def quiet(verbosity: int = 1) -> Iterator[None]:
     warning filters are restored afterwards."""
     import lightning.pytorch  # noqa: F401  (sets its loggers' levels on import: override them after)
 
-    names = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning", "lightning_fabric", "transformers",
-             "sentence_transformers")
+    names = (*LIGHTNING_LOGGERS, "lightning_fabric", "transformers", "sentence_transformers")
     loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     own = logging.getLogger("mmrefine")
