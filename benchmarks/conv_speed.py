@@ -12,7 +12,10 @@ channels-last memory format (the encoders' ``channels_last: true``), ``torch.com
 compile time reported apart), both; batch sizes 40 (MultiBench's) and 128 (ours). Prints
 milliseconds per sample and the speed-up over eager with the same BatchNorm setting and batch size.
 
-    python benchmarks/conv_speed.py [--steps 10] [--threads 2] [--batches 40 128] [--no-compile]
+Freed memory is kept for reuse as in every fit (:mod:`mmrefine.training.allocator`);
+``--allocator default`` leaves glibc's thresholds as they are.
+
+    python benchmarks/conv_speed.py [--steps 10] [--threads 2] [--batches 40 128] [--no-compile] [--allocator default]
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import torch
 from plain_step import plain_step  # benchmarks/plain_step.py, beside this script
 
 from mmrefine.config import load_config
+from mmrefine.training.allocator import keep_freed_memory
 from mmrefine.training.builders import build_model
 from mmrefine.training.tasks import TASKS
 
@@ -72,10 +76,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--batches", type=int, nargs="+", default=[40, 128])
     ap.add_argument("--no-compile", action="store_true", help="leave out the torch.compile variants")
+    ap.add_argument("--allocator", choices=["default", "keep"], default="keep",
+                    help="glibc's default thresholds, or freed memory kept for reuse as every fit does")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    kept = args.allocator == "keep" and keep_freed_memory()
     print(f"AV-MNIST late fusion, the papers' LeNets (audio: 6 layers), training step, {args.threads} thread(s), "
-          f"best of {args.repeats} medians of {args.steps} steps, variants interleaved")
+          f"best of {args.repeats} medians of {args.steps} steps, variants interleaved, "
+          f"{'freed memory kept' if kept else 'default allocator'}")
     print(f"{'batch':>5} {'variant':<27} {'ms/sample':>10} {'speed-up':>9} {'first step s':>13}")
     variants = [(("bn" if bn else "nobn", name), bn, cl, comp) for bn in (True, False) for name, cl, comp in VARIANTS
                 if not (comp and args.no_compile)]

@@ -43,6 +43,7 @@ from mmrefine.core.errors import CheckpointMismatchError, ConfigError, DataError
 from mmrefine.core.protocols import inference_model
 from mmrefine.data.datamodule import MultimodalDataModule
 from mmrefine.refine.distill import ModalityDistiller
+from mmrefine.training.allocator import keep_freed_memory
 from mmrefine.training.builders import build_datamodule, build_model, build_task, data_signature, load_exported
 from mmrefine.training.loggers import check_loggers, log_artifacts, make_loggers
 from mmrefine.training.logs import keep_previous_logs
@@ -175,7 +176,9 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
 def prepare(cfg: ExperimentConfig, datamodule: MultimodalDataModule | None = None) -> tuple[MultimodalDataModule, Any, torch.nn.Module]:
     """Seed, then build the datamodule (unless given), task and model of ``cfg``.
     Encoders a datamodule requires for its modalities (``encoder_defaults()``,
-    e.g. a table's category counts) fill the config where it names none."""
+    e.g. a table's category counts) fill the config where it names none. Freed memory
+    is kept for reuse from here on (:func:`~mmrefine.training.allocator.keep_freed_memory`)."""
+    keep_freed_memory()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = datamodule if datamodule is not None else build_datamodule(cfg)
     dm.joint_unlabelled = (cfg.model.refiner or {}).get("unlabelled") == "joint"
