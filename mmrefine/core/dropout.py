@@ -19,8 +19,9 @@ parameters (a model's state dict does not change)::
     out = concat_heads(Drop(A) V) W_o^T + b_o
 
 With no dropout on ``A``, or off the CPU, it is one ``scaled_dot_product_attention`` call; with
-dropout (training) on the CPU, ``A`` is formed explicitly and dropped by :func:`fast_dropout` (torch's own path
-would fall back to the same explicit form with a Bernoulli mask). A query whose keys are all
+dropout (training) on the CPU, ``A`` is formed explicitly and dropped with :func:`fast_dropout`'s mask
+(torch's own path would fall back to the same explicit form with a Bernoulli mask), in one
+autograd function whose backward needs no softmax backward (``_DroppedAttention``). A query whose keys are all
 masked gets zero attention, as in torch.
 """
 
@@ -36,13 +37,19 @@ _BITS = 16
 _LEVELS = 1 << _BITS
 
 
-def _scaled_keep(x: Tensor, p: float) -> Tensor:
-    """``keep / (1 - p')`` in ``x``'s dtype and shape (16 random bits per element, module docstring)."""
+def _keep(x: Tensor, p: float) -> tuple[Tensor, float]:
+    """``keep`` (0 or 1) in ``x``'s dtype and shape (16 random bits per element, module docstring), and ``1 / (1 - p')``."""
     n = x.numel()
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(torch.iinfo(torch.int64).min, None)
     dropped = round(p * _LEVELS)
     keep = torch.ge(words.view(torch.int16)[:n].view(x.shape), dropped - (_LEVELS >> 1), out=torch.empty_like(x))
-    return keep.mul_(1.0 / (1.0 - dropped / _LEVELS))
+    return keep, 1.0 / (1.0 - dropped / _LEVELS)
+
+
+def _scaled_keep(x: Tensor, p: float) -> Tensor:
+    """``keep / (1 - p')`` in ``x``'s dtype and shape."""
+    keep, scale = _keep(x, p)
+    return keep.mul_(scale)
 
 
 class _FastDropout(torch.autograd.Function):
@@ -81,6 +88,45 @@ def dropout_layer(p: float, fast: bool) -> nn.Dropout:
     return FastDropout(p) if fast else nn.Dropout(p)
 
 
+class _DroppedAttention(torch.autograd.Function):
+    """``O = c (softmax(Q K^T / sqrt(d_h) + M) * keep) V`` for ``(..., L, d_h)`` heads, ``c = 1 / (1 - p')``.
+
+    The same numbers as ``fast_dropout(softmax(...), p) @ V`` from the same generator state (the
+    scale moves to the small output), in fewer passes over the ``L x L`` matrices, which are what a
+    small transformer's step spends its time on: the mask is drawn as 0/1 and multiplied in its own
+    buffer, and the backward pass needs no softmax backward (FlashAttention's identity)::
+
+        G = c dO V^T,   dV = c (A * keep)^T dO,   D = rowsum(dO * O)
+        dS = A * (keep * G - D) = (A * keep) * G - A * D,   dQ = dS K / sqrt(d_h),   dK = dS^T Q / sqrt(d_h)
+
+    It keeps two ``L x L`` tensors for backward (``A`` and ``A * keep``) where the composed form
+    keeps three. ``M`` is a constant (no gradient)."""
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, p: float) -> Tensor:  # type: ignore[override]
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        qs = q * scale
+        scores = qs @ k.transpose(-1, -2)
+        if mask is not None:
+            scores.add_(mask)
+        a = torch.softmax(scores, -1)
+        del scores
+        keep, c = _keep(a, p)
+        dropped = keep.mul_(a)
+        out = (dropped @ v).mul_(c)
+        ctx.save_for_backward(qs, k, v, a, dropped, out)
+        ctx.c, ctx.scale = c, scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor, None, None]:  # type: ignore[override]
+        qs, k, v, a, dropped, out = ctx.saved_tensors
+        gc = grad * ctx.c
+        ds = (gc @ v.transpose(-1, -2)).mul_(dropped)
+        ds.addcmul_(a, (grad * out).sum(-1, keepdim=True), value=-1.0)
+        return (ds @ k).mul_(ctx.scale), ds.transpose(-1, -2) @ qs, dropped.transpose(-1, -2) @ gc, None, None
+
+
 def _score_mask(attn_mask: Tensor | None, key_padding: Tensor | None, dtype: torch.dtype) -> Tensor | None:
     """An additive ``(B or 1, 1, Lq or 1, Lk)`` mask from an ``(Lq, Lk)`` mask and a ``(B, Lk)``
     key padding mask, each additive (float) or boolean (``True``: ignore), as
@@ -116,7 +162,6 @@ def multihead_attention(mha: nn.MultiheadAttention, x: Tensor, y: Tensor, attn_m
     if p == 0 or x.device.type != "cpu":  # off the CPU, torch's kernels drop attention weights themselves
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
     else:
-        scores = (q * (1.0 / math.sqrt(d // h))) @ k.transpose(-1, -2)
         dead = None
         if mask is not None:
             # a query whose keys are all masked gets zero attention (as torch's _safe_softmax):
@@ -126,8 +171,11 @@ def multihead_attention(mha: nn.MultiheadAttention, x: Tensor, y: Tensor, attn_m
                 mask = mask.masked_fill(dead, 0.0)
             else:
                 dead = None
-            scores = scores.add_(mask)
-        out = fast_dropout(scores.softmax(-1), p) @ v
+        if mask is not None and mask.requires_grad:  # a learned mask: autograd's composed form gives its gradient
+            scores = (q * (1.0 / math.sqrt(d // h))) @ k.transpose(-1, -2) + mask
+            out = fast_dropout(scores.softmax(-1), p) @ v
+        else:
+            out = _DroppedAttention.apply(q, k, v, mask, p)
         if dead is not None:
             out = out.masked_fill(dead, 0.0)
     return mha.out_proj(out.transpose(1, 2).reshape(b, lq, d))

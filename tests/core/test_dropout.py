@@ -93,3 +93,43 @@ def test_multihead_attention_gives_zero_weight_to_fully_masked_queries_in_traini
     assert torch.allclose(out[0], mha.out_proj.bias.expand(3, -1))  # no value reaches a fully masked row
     out.sum().backward()
     assert torch.isfinite(x.grad).all()
+
+
+def _composed(q, k, v, mask, p):  # noqa: ANN001, ANN202
+    """Dropped attention as autograd composes it: fast_dropout(softmax(Q K^T / sqrt(d_h) + M)) V."""
+    scores = (q / math.sqrt(q.shape[-1])) @ k.transpose(-1, -2)
+    return fast_dropout((scores if mask is None else scores + mask).softmax(-1), p) @ v
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_dropped_attention_equals_the_composed_form_from_the_same_draws(masked) -> None:
+    from mmrefine.core.dropout import _DroppedAttention
+
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(3, 2, 6 if i == 0 else 7, 4, generator=g, requires_grad=True) for i in range(3))
+    mask = torch.zeros(3, 1, 1, 7).masked_fill(torch.rand(3, 1, 1, 7, generator=g) < 0.3, float("-inf")) if masked else None
+    weights = torch.randn(3, 2, 6, 4, generator=g)
+    results = []
+    for attend in (_composed, _DroppedAttention.apply):
+        torch.manual_seed(7)
+        out = attend(q, k, v, mask, 0.3)
+        grads = torch.autograd.grad((out * weights).sum(), (q, k, v))
+        results.append((out, *grads))
+    assert not torch.allclose(results[0][0], _composed(q, k, v, mask, 0.0), atol=1e-3)  # weights were dropped
+    for want, got in zip(*results):
+        assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_dropped_attention_gradient_is_exact() -> None:
+    from mmrefine.core.dropout import _DroppedAttention
+
+    g = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(2, 2, 5, 3, dtype=torch.float64, generator=g, requires_grad=True) for _ in range(3))
+    mask = torch.zeros(2, 1, 1, 5, dtype=torch.float64)
+    mask[1, ..., -2:] = float("-inf")
+
+    def attend(q, k, v):  # noqa: ANN001, ANN202
+        torch.manual_seed(3)  # the same dropout mask at every evaluation
+        return _DroppedAttention.apply(q, k, v, mask, 0.4)
+
+    assert torch.autograd.gradcheck(attend, (q, k, v))
