@@ -28,10 +28,14 @@ masked gets zero attention, as in torch.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 _BITS = 16
 _LEVELS = 1 << _BITS
@@ -88,6 +92,21 @@ def dropout_layer(p: float, fast: bool) -> nn.Dropout:
     return FastDropout(p) if fast else nn.Dropout(p)
 
 
+_TWICE = ContextVar("mmrefine_twice_differentiable", default=False)
+
+
+@contextmanager
+def twice_differentiable() -> Iterator[None]:
+    """Attention computed inside this block can be differentiated twice (``create_graph=True``
+    through it, as a meta-gradient's look-ahead needs): it takes autograd's composed form,
+    not ``_DroppedAttention``, whose backward is once differentiable."""
+    token = _TWICE.set(True)
+    try:
+        yield
+    finally:
+        _TWICE.reset(token)
+
+
 class _DroppedAttention(torch.autograd.Function):
     """``O = c (softmax(Q K^T / sqrt(d_h) + M) * keep) V`` for ``(..., L, d_h)`` heads, ``c = 1 / (1 - p')``.
 
@@ -100,7 +119,10 @@ class _DroppedAttention(torch.autograd.Function):
         dS = A * (keep * G - D) = (A * keep) * G - A * D,   dQ = dS K / sqrt(d_h),   dK = dS^T Q / sqrt(d_h)
 
     It keeps two ``L x L`` tensors for backward (``A`` and ``A * keep``) where the composed form
-    keeps three. ``M`` is a constant (no gradient)."""
+    keeps three. ``M`` is a constant (no gradient). Its backward is once differentiable: a forward
+    whose gradients will be differentiated (a meta-gradient's look-ahead) runs inside
+    :func:`twice_differentiable`, as :class:`~mmrefine.refine.ModalityDistiller`'s ``meta``
+    weighting does (without it, that update missed the attention's terms, tested)."""
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, p: float) -> Tensor:  # type: ignore[override]
@@ -119,6 +141,7 @@ class _DroppedAttention(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor, None, None]:  # type: ignore[override]
         qs, k, v, a, dropped, out = ctx.saved_tensors
         gc = grad * ctx.c
@@ -171,9 +194,9 @@ def multihead_attention(mha: nn.MultiheadAttention, x: Tensor, y: Tensor, attn_m
                 mask = mask.masked_fill(dead, 0.0)
             else:
                 dead = None
-        if mask is not None and mask.requires_grad:  # a learned mask: autograd's composed form gives its gradient
-            scores = (q * (1.0 / math.sqrt(d // h))) @ k.transpose(-1, -2) + mask
-            out = fast_dropout(scores.softmax(-1), p) @ v
+        if (mask is not None and mask.requires_grad) or _TWICE.get():  # a learned mask, or a second derivative: autograd's composed form
+            scores = (q * (1.0 / math.sqrt(d // h))) @ k.transpose(-1, -2)
+            out = fast_dropout((scores if mask is None else scores + mask).softmax(-1), p) @ v
         else:
             out = _DroppedAttention.apply(q, k, v, mask, p)
         if dead is not None:

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmrefine.core.dropout import twice_differentiable
 from mmrefine.core.errors import BatchError, ConfigError
 from mmrefine.core.mask import full_mask
 from mmrefine.core.output import ModelOutput
@@ -177,6 +178,12 @@ class ModalityDistiller(ModelWrapper):
         return self.model
 
     def forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None = None) -> ModelOutput:
+        if self.weighting == "meta" and self.training:  # the look-ahead differentiates the student's gradients
+            with twice_differentiable():
+                return self._forward(inputs, mask)
+        return self._forward(inputs, mask)
+
+    def _forward(self, inputs: Mapping[str, Tensor], mask: Mapping[str, Tensor] | None) -> ModelOutput:
         out = self.model(inputs, mask)
         if not self.training:
             return out

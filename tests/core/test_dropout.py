@@ -133,3 +133,18 @@ def test_dropped_attention_gradient_is_exact() -> None:
         return _DroppedAttention.apply(q, k, v, mask, 0.4)
 
     assert torch.autograd.gradcheck(attend, (q, k, v))
+
+
+def test_attention_inside_twice_differentiable_has_a_second_derivative() -> None:
+    from mmrefine.core.dropout import twice_differentiable
+
+    mha = reference_mha(dropout=0.3).train()
+    x = torch.randn(2, 5, 8, requires_grad=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):  # the one-function form: first derivatives only
+        (g,) = torch.autograd.grad(multihead_attention(mha, x, x).square().sum(), x, create_graph=True)
+        g.sum().backward()
+    with twice_differentiable():
+        out = multihead_attention(mha, x, x)
+    (g,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+    g.square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0

@@ -2,6 +2,8 @@
 the teacher staying frozen and out of checkpoints, and the CLI end to end on real data."""
 
 import json
+import math
+import types
 from pathlib import Path
 
 import pytest
@@ -128,3 +130,38 @@ def test_meta_weights_take_a_lookahead_step_on_held_out_data() -> None:
     assert all(p.grad is None for p in d.weight_net.parameters())
     w1 = d.sample_weights(d(x, mask).fusion, y)
     assert torch.allclose(w1["all"] + w1["a"] + w1["b"], torch.full((8,), 3.0))
+
+
+def test_meta_weights_look_ahead_through_a_transformer_with_fast_dropout(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the look-ahead differentiates the student's gradients, so its dropped attention must be twice
+    # differentiable: the meta update equals the one with autograd's composed attention everywhere
+    from mmrefine.core import dropout
+    from mmrefine.data.batch import MultimodalBatch
+    from mmrefine.models.early_fusion import EarlyFusionTransformer
+
+    def transformer(seed: int) -> EarlyFusionTransformer:
+        torch.manual_seed(seed)
+        return EarlyFusionTransformer({"a": (4,), "b": (3,)}, out_dim=3, d=8, heads=2, layers=1, dropout=0.2,
+                                      fast_dropout=True)
+
+    def meta_update() -> list[torch.Tensor]:
+        d = ModalityDistiller(transformer(0), transformer(1), "meta", num_outputs=3, meta_lr=1.0).train()
+        x, mask, y = batch()
+        d.set_held_out([MultimodalBatch(x, mask, y)])
+        torch.manual_seed(5)  # the same dropout masks in both
+        d.auxiliary_losses(d(x, mask), mask, y)["distill"].backward()
+        return [p.detach().clone() for p in d.weight_net.parameters()]
+
+    got = meta_update()
+    with monkeypatch.context() as m:
+        m.setattr(dropout, "_DroppedAttention", types.SimpleNamespace(apply=composed_attention))
+        want = meta_update()
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(got, want))
+
+
+def composed_attention(q, k, v, mask, p):  # noqa: ANN001, ANN201
+    """fast_dropout(softmax(Q K^T / sqrt(d_h) + M), p) V as autograd composes it (twice differentiable)."""
+    from mmrefine.core.dropout import fast_dropout
+
+    scores = (q / math.sqrt(q.shape[-1])) @ k.transpose(-1, -2)
+    return fast_dropout((scores if mask is None else scores + mask).softmax(-1), p) @ v
