@@ -31,13 +31,6 @@ from mmrefine.training.allocator import keep_freed_memory
 SHAPE = (128, 8, 97, 16)  # batch, heads, tokens, head width
 
 
-def composed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, p: float) -> torch.Tensor:
-    """``fast_dropout(softmax(Q K^T / sqrt(d_h) + M), p) V`` as autograd composes it (the form
-    before ``_DroppedAttention``)."""
-    scores = (q / q.shape[-1] ** 0.5) @ k.transpose(-1, -2)
-    return dropout.fast_dropout((scores if mask is None else scores + mask).softmax(-1), p) @ v
-
-
 def measure(allocator: str, threads: int, rounds: int, steps: int) -> dict[str, float]:
     """Milliseconds per operation in this fresh process (module docstring)."""
     torch.set_num_threads(threads)
@@ -55,7 +48,7 @@ def measure(allocator: str, threads: int, rounds: int, steps: int) -> dict[str, 
         "product into a new tensor": lambda: a * c,
         "product into an existing one": lambda: torch.mul(a, c, out=out),
         "softmax": lambda: a.softmax(-1),
-        "dropped attention fwd+bwd, composed": attention(composed_attention),
+        "dropped attention fwd+bwd, composed": attention(dropout.composed_attention),
         "dropped attention fwd+bwd, one function": attention(dropout._DroppedAttention.apply),
     }
     for op in ops.values():

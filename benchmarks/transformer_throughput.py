@@ -29,7 +29,6 @@ from itertools import product
 from types import SimpleNamespace
 
 import torch
-from attention_core import composed_attention  # benchmarks/attention_core.py, beside this script
 from plain_step import plain_step
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -91,7 +90,7 @@ def measure_apart(allocator: str, attention: str, threads: int, *args) -> tuple[
     """:func:`measure` in this fresh process, with ``allocator``'s thresholds, ``attention``'s
     dropped-attention core and ``threads`` threads."""
     if attention == "composed":
-        dropout._DroppedAttention = SimpleNamespace(apply=composed_attention)
+        dropout._DroppedAttention = SimpleNamespace(apply=dropout.composed_attention)
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)
     if allocator == "keep" and not keep_freed_memory():

@@ -92,6 +92,13 @@ def dropout_layer(p: float, fast: bool) -> nn.Dropout:
     return FastDropout(p) if fast else nn.Dropout(p)
 
 
+def composed_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, p: float) -> Tensor:
+    """``fast_dropout(softmax(Q K^T / sqrt(d_h) + M), p) V`` as autograd composes it: twice
+    differentiable, with a gradient for a learned ``M``; :class:`_DroppedAttention` computes the same in fewer passes."""
+    scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-1, -2)
+    return fast_dropout((scores if mask is None else scores + mask).softmax(-1), p) @ v
+
+
 _TWICE = ContextVar("mmrefine_twice_differentiable", default=False)
 
 
@@ -195,8 +202,7 @@ def multihead_attention(mha: nn.MultiheadAttention, x: Tensor, y: Tensor, attn_m
             else:
                 dead = None
         if (mask is not None and mask.requires_grad) or _TWICE.get():  # a learned mask, or a second derivative: autograd's composed form
-            scores = (q * (1.0 / math.sqrt(d // h))) @ k.transpose(-1, -2)
-            out = fast_dropout((scores if mask is None else scores + mask).softmax(-1), p) @ v
+            out = composed_attention(q, k, v, mask, p)
         else:
             out = _DroppedAttention.apply(q, k, v, mask, p)
         if dead is not None:

@@ -25,8 +25,10 @@ by returning ``False``.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
+from collections.abc import Callable
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -41,10 +43,16 @@ def keep_freed_memory(limit: int = DEFAULT_LIMIT) -> bool:
         raise ValueError(f"limit must be in (0, 2^31) bytes (mallopt takes an int), got {limit}")
     if os.environ.get(ENV, "1").strip().lower() in {"0", "false", "no", "off"}:
         return False
+    mallopt = _glibc_mallopt()
+    return mallopt is not None and bool(mallopt(M_MMAP_THRESHOLD, limit)) and bool(mallopt(M_TRIM_THRESHOLD, limit))
+
+
+@functools.cache
+def _glibc_mallopt() -> Callable[[int, int], int] | None:
+    """glibc's ``mallopt``, looked up once per process (``libc_ver`` reads the interpreter's binary); ``None`` elsewhere."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
+        return None
     try:
-        libc = ctypes.CDLL("libc.so.6")
+        return ctypes.CDLL("libc.so.6").mallopt
     except OSError:
-        return False
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, limit)) and bool(libc.mallopt(M_TRIM_THRESHOLD, limit))
+        return None

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from mmrefine.core.dropout import FastDropout, fast_dropout, multihead_attention
+from mmrefine.core.dropout import FastDropout, composed_attention, fast_dropout, multihead_attention
 
 
 @pytest.mark.parametrize("p", [0.1, 0.25, 0.5])
@@ -95,12 +95,6 @@ def test_multihead_attention_gives_zero_weight_to_fully_masked_queries_in_traini
     assert torch.isfinite(x.grad).all()
 
 
-def _composed(q, k, v, mask, p):  # noqa: ANN001, ANN202
-    """Dropped attention as autograd composes it: fast_dropout(softmax(Q K^T / sqrt(d_h) + M)) V."""
-    scores = (q / math.sqrt(q.shape[-1])) @ k.transpose(-1, -2)
-    return fast_dropout((scores if mask is None else scores + mask).softmax(-1), p) @ v
-
-
 @pytest.mark.parametrize("masked", [False, True])
 def test_dropped_attention_equals_the_composed_form_from_the_same_draws(masked) -> None:
     from mmrefine.core.dropout import _DroppedAttention
@@ -110,12 +104,12 @@ def test_dropped_attention_equals_the_composed_form_from_the_same_draws(masked) 
     mask = torch.zeros(3, 1, 1, 7).masked_fill(torch.rand(3, 1, 1, 7, generator=g) < 0.3, float("-inf")) if masked else None
     weights = torch.randn(3, 2, 6, 4, generator=g)
     results = []
-    for attend in (_composed, _DroppedAttention.apply):
+    for attend in (composed_attention, _DroppedAttention.apply):
         torch.manual_seed(7)
         out = attend(q, k, v, mask, 0.3)
         grads = torch.autograd.grad((out * weights).sum(), (q, k, v))
         results.append((out, *grads))
-    assert not torch.allclose(results[0][0], _composed(q, k, v, mask, 0.0), atol=1e-3)  # weights were dropped
+    assert not torch.allclose(results[0][0], composed_attention(q, k, v, mask, 0.0), atol=1e-3)  # weights were dropped
     for want, got in zip(*results):
         assert torch.allclose(got, want, atol=1e-5)
 

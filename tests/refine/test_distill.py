@@ -2,7 +2,6 @@
 the teacher staying frozen and out of checkpoints, and the CLI end to end on real data."""
 
 import json
-import math
 import types
 from pathlib import Path
 
@@ -154,14 +153,7 @@ def test_meta_weights_look_ahead_through_a_transformer_with_fast_dropout(monkeyp
 
     got = meta_update()
     with monkeypatch.context() as m:
-        m.setattr(dropout, "_DroppedAttention", types.SimpleNamespace(apply=composed_attention))
+        m.setattr(dropout, "_DroppedAttention", types.SimpleNamespace(apply=dropout.composed_attention))
         want = meta_update()
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(got, want))
 
-
-def composed_attention(q, k, v, mask, p):  # noqa: ANN001, ANN201
-    """fast_dropout(softmax(Q K^T / sqrt(d_h) + M), p) V as autograd composes it (twice differentiable)."""
-    from mmrefine.core.dropout import fast_dropout
-
-    scores = (q / math.sqrt(q.shape[-1])) @ k.transpose(-1, -2)
-    return fast_dropout((scores if mask is None else scores + mask).softmax(-1), p) @ v

@@ -56,7 +56,11 @@ def test_the_environment_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_off_glibc_it_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(allocator.platform, "system", lambda: "Darwin")
-    assert allocator.keep_freed_memory() is False
+    allocator._glibc_mallopt.cache_clear()
+    try:
+        assert allocator.keep_freed_memory() is False
+    finally:
+        allocator._glibc_mallopt.cache_clear()
 
 
 @pytest.mark.parametrize("limit", [0, -1, 1 << 31])
