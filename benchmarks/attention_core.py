@@ -8,8 +8,10 @@ fresh process per allocator setting (``default``: glibc's thresholds; ``keep``: 
 kept for reuse, as every fit does), the best of ``--rounds`` medians of ``--steps`` timings of:
 a product of two ``B x h x L x L`` tensors into a new tensor and into an existing one, a
 softmax, and the forward and backward of dropped attention (``p = 0.1``) composed by autograd
-(``fast_dropout(softmax(Q K^T / sqrt(d_h)), p) V``) and in one autograd function. Prints
-milliseconds and, per setting, the ratio composed / fused.
+(``fast_dropout(softmax(Q K^T / sqrt(d_h)), p) V``) and in one autograd function; and, on the
+feed-forward's ``(128, 97, 512)`` hidden layer, ReLU with its dropout composed
+(``fast_dropout(relu(x), p)``) and in one function (``relu_dropout``). Prints milliseconds and,
+per setting, the ratios composed / one function.
 
     python benchmarks/attention_core.py [--threads 2] [--rounds 5] [--steps 8]
 """
@@ -40,6 +42,8 @@ def measure(allocator: str, threads: int, rounds: int, steps: int) -> dict[str, 
     a, c, out = torch.rand(b, h, n, n), torch.rand(b, h, n, n), torch.empty(b, h, n, n)
     q, k, v = (torch.randn(*SHAPE, requires_grad=True) for _ in range(3))
     g = torch.randn(*SHAPE)
+    hidden = torch.randn(SHAPE[0], SHAPE[2], 4 * SHAPE[1] * SHAPE[3], requires_grad=True)  # the feed-forward's 4d
+    g_hidden = torch.randn_like(hidden)
 
     def attention(attend: Callable[..., torch.Tensor]) -> Callable[[], object]:
         return lambda: torch.autograd.grad((attend(q, k, v, None, 0.1) * g).sum(), (q, k, v))
@@ -50,6 +54,8 @@ def measure(allocator: str, threads: int, rounds: int, steps: int) -> dict[str, 
         "softmax": lambda: a.softmax(-1),
         "dropped attention fwd+bwd, composed": attention(dropout.composed_attention),
         "dropped attention fwd+bwd, one function": attention(dropout._DroppedAttention.apply),
+        "ReLU+dropout fwd+bwd, composed": lambda: torch.autograd.grad(dropout.fast_dropout(torch.relu(hidden), 0.1), hidden, g_hidden),
+        "ReLU+dropout fwd+bwd, one function": lambda: torch.autograd.grad(dropout.relu_dropout(hidden, 0.1), hidden, g_hidden),
     }
     for op in ops.values():
         op(), op()
@@ -83,6 +89,7 @@ def main() -> None:
         print(f"{name:<42} {results['default'][name]:>9.2f} {results['keep'][name]:>9.2f}")
     for allocator, r in results.items():
         print(f"{allocator}: attention composed / one function {r['dropped attention fwd+bwd, composed'] / r['dropped attention fwd+bwd, one function']:.2f}x; "
+              f"ReLU+dropout {r['ReLU+dropout fwd+bwd, composed'] / r['ReLU+dropout fwd+bwd, one function']:.2f}x; "
               f"new / existing tensor {r['product into a new tensor'] / r['product into an existing one']:.2f}x")
 
 

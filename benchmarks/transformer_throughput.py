@@ -13,7 +13,8 @@ Each measurement runs in a fresh process; ``--allocator default keep`` measures 
 with glibc's default allocation thresholds and with freed memory kept for reuse
 (:mod:`mmrefine.training.allocator`, what every fit does), alternating; ``--attention fused
 composed`` measures the fast masks' attention in one autograd function and as autograd
-composes it (the form before it).
+composes it (the form before it); ``--relu-dropout fused composed`` the same for the
+feed-forward's ReLU and its dropout (``mmrefine.core.dropout.relu_dropout``).
 
     python benchmarks/transformer_throughput.py [--d 128] [--batch 256] [--threads 2] [--masks torch fast] [--allocator default keep]
 """
@@ -34,6 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from mmrefine.config import load_config
 from mmrefine.core import dropout
+from mmrefine.models import transformer
 from mmrefine.training.allocator import keep_freed_memory
 from mmrefine.training.builders import build_datamodule, build_model, build_task
 from mmrefine.training.machine import matmul_gflops
@@ -86,11 +88,13 @@ def measure(arch: dict, batch_size: int, steps: int, repeats: int, compiled: boo
     return flops, best, sum(p.numel() for p in model.parameters())
 
 
-def measure_apart(allocator: str, attention: str, threads: int, *args) -> tuple[int, float, int]:  # noqa: ANN002
+def measure_apart(allocator: str, attention: str, relu: str, threads: int, *args) -> tuple[int, float, int]:  # noqa: ANN002
     """:func:`measure` in this fresh process, with ``allocator``'s thresholds, ``attention``'s
-    dropped-attention core and ``threads`` threads."""
+    dropped-attention core, ``relu``'s ReLU with dropout and ``threads`` threads."""
     if attention == "composed":
         dropout._DroppedAttention = SimpleNamespace(apply=dropout.composed_attention)
+    if relu == "composed":
+        transformer.relu_dropout = lambda x, p, training: dropout.fast_dropout(torch.relu(x), p, training)
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)
     if allocator == "keep" and not keep_freed_memory():
@@ -124,23 +128,26 @@ def main() -> None:
     print(f"stocks windows ({', '.join(TICKERS)}: 3 x (32, 1)), batch={args.batch}, d={args.d}, layers={args.layers}, "
           f"{args.threads} thread(s)")
     print(f"matmul peak: {peak:.1f} GFLOP/s (fp32, {size}x{size})")
-    cases = []  # (label, arch, allocator, attention, compiled)
+    cases = []  # (label, arch, allocator, attention, relu, compiled)
     for p in args.attn_dropout:
         for name in args.models:
             for masks in args.masks:
                 arch = architectures(args.d, args.layers, p, masks)[name]
                 attentions = args.attention if masks == "fast" else ["fused"]
-                for compiled, alloc, attention in product((False, True) if args.compile else (False,), args.allocator, attentions):
+                relus = args.relu_dropout if masks == "fast" else ["fused"]
+                for compiled, alloc, attention, relu in product((False, True) if args.compile else (False,), args.allocator,
+                                                                attentions, relus):
                     label = (name + (" compiled" if compiled else "") + ("" if p is None else f" attn_dropout={p:g}")
                              + (" fast masks" if masks == "fast" else "")
                              + ("" if len(args.allocator) == 1 else f" {alloc} alloc")
-                             + ("" if len(attentions) == 1 else f" {attention}"))
-                    cases.append((label, arch, alloc, attention, compiled))
+                             + ("" if len(attentions) == 1 else f" {attention}")
+                             + ("" if len(relus) == 1 else f" relu {relu}"))
+                    cases.append((label, arch, alloc, attention, relu, compiled))
     best: dict[str, tuple[int, float, int]] = {}
     for _ in range(args.rounds):  # every case once per round, so that a slow spell of the machine hits all of them
-        for label, arch, alloc, attention, compiled in cases:
+        for label, arch, alloc, attention, relu, compiled in cases:
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                got = pool.submit(measure_apart, alloc, attention, args.threads, arch, args.batch, args.steps, args.repeats,
+                got = pool.submit(measure_apart, alloc, attention, relu, args.threads, arch, args.batch, args.steps, args.repeats,
                                   compiled).result()
             if label not in best or got[1] < best[label][1]:
                 best[label] = got

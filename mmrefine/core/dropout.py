@@ -4,6 +4,7 @@
 for ``u`` 16 random bits per element (four elements per 64-bit draw of torch's default
 generator, so ``torch.manual_seed`` makes it repeatable) and ``p' = round(p * 2^16) / 2^16``
 (within 7.7e-6 of ``p``), so that ``E[out] = x`` exactly. Backward: ``grad * keep / (1 - p')``.
+:func:`relu_dropout` is ``fast_dropout(relu(x), p)`` in one function.
 
 torch's CPU dropout samples a Bernoulli variable per element, 5.6 times the cost of drawing
 the bits (a dropout forward and backward costs 2.8 times as much; ``docs/performance.md``); in
@@ -78,6 +79,32 @@ def fast_dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     if x.device.type != "cpu" or not x.is_floating_point():
         return F.dropout(x, p, True)
     return _FastDropout.apply(x, p)
+
+
+class _ReluDropout(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, p: float) -> Tensor:  # type: ignore[override]
+        keep, c = _keep(x, p)
+        out = x.clamp_min(0).mul_(keep).mul_(c)
+        ctx.save_for_backward(out)
+        ctx.c = c
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        (out,) = ctx.saved_tensors
+        return torch.ops.aten.threshold_backward(grad, out, 0).mul_(ctx.c), None
+
+
+def relu_dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
+    """``fast_dropout(relu(x), p)`` (a feed-forward block's middle): the same numbers from the
+    same draws in fewer passes. It keeps only its output for backward (which the next linear
+    layer keeps anyway): the gradient passes where that output is positive, times ``1 / (1 - p')``."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    if not training or p == 0.0 or x.device.type != "cpu" or not x.is_floating_point():
+        return fast_dropout(F.relu(x), p, training)
+    return _ReluDropout.apply(x, p)
 
 
 class FastDropout(nn.Dropout):
@@ -157,10 +184,20 @@ class _DroppedAttention(torch.autograd.Function):
         return (ds @ k).mul_(ctx.scale), ds.transpose(-1, -2) @ qs, dropped.transpose(-1, -2) @ gc, None, None
 
 
+def _masks_nothing(mask: Tensor) -> bool:
+    """A constant CPU mask with no ``True`` (boolean) or nonzero (additive) entry: adding it
+    would cost a pass over every score and change none (checked on the CPU only, where it
+    costs no synchronisation)."""
+    return mask.device.type == "cpu" and not mask.requires_grad and not bool(mask.any())
+
+
 def _score_mask(attn_mask: Tensor | None, key_padding: Tensor | None, dtype: torch.dtype) -> Tensor | None:
     """An additive ``(B or 1, 1, Lq or 1, Lk)`` mask from an ``(Lq, Lk)`` mask and a ``(B, Lk)``
     key padding mask, each additive (float) or boolean (``True``: ignore), as
-    ``nn.MultiheadAttention`` reads them."""
+    ``nn.MultiheadAttention`` reads them; ``None`` when neither masks anything (a batch with
+    every token present)."""
+    attn_mask = None if attn_mask is None or _masks_nothing(attn_mask) else attn_mask
+    key_padding = None if key_padding is None or _masks_nothing(key_padding) else key_padding
     mask = None
     if attn_mask is not None:
         mask = attn_mask.to(dtype) if attn_mask.is_floating_point() else torch.zeros_like(attn_mask, dtype=dtype).masked_fill(attn_mask, float("-inf"))

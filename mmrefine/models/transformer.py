@@ -21,10 +21,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmrefine.core.dropout import FastDropout, dropout_layer, multihead_attention
+from mmrefine.core.dropout import FastDropout, dropout_layer, multihead_attention, relu_dropout
 from mmrefine.core.errors import ConfigError
 from mmrefine.core.layers import sinusoidal_positions
 
@@ -50,6 +49,9 @@ class CrossmodalLayer(nn.Module):
         else:
             h, _ = self.attn(q, kv, kv, attn_mask=attn_mask, key_padding_mask=key_padding, need_weights=False)
         x = x + self.drop(h)
+        if self.fast_dropout:  # ReLU and its dropout in one function (mmrefine.core.dropout.relu_dropout)
+            w1, _, drop, w2 = self.ff
+            return x + self.drop(w2(relu_dropout(w1(self.norm_ff(x)), drop.p, drop.training)))
         return x + self.drop(self.ff(self.norm_ff(x)))
 
 
@@ -99,7 +101,7 @@ class CrossmodalTransformer(nn.Module):
 class EncoderLayer(nn.TransformerEncoderLayer):
     """``nn.TransformerEncoderLayer`` (pre-LayerNorm, ReLU, batch first; the same parameters and
     state dict) that, with ``fast_dropout=True``, runs ``x + Drop(MHA(LN(x))); x + Drop(W2
-    Drop(ReLU(W1 LN(x))))`` with :mod:`mmrefine.core.dropout`'s masks and attention."""
+    Drop(ReLU(W1 LN(x))))`` with :mod:`mmrefine.core.dropout`'s masks, attention and ReLU with its dropout."""
 
     def __init__(self, d: int, heads: int, ff: int, dropout: float, fast_dropout: bool = False) -> None:
         super().__init__(d, heads, ff, dropout, batch_first=True, norm_first=True)
@@ -113,7 +115,7 @@ class EncoderLayer(nn.TransformerEncoderLayer):
             return super().forward(src, src_mask, src_key_padding_mask, is_causal)
         h = self.norm1(src)
         x = src + self.dropout1(multihead_attention(self.self_attn, h, h, src_mask, src_key_padding_mask))
-        return x + self.dropout2(self.linear2(self.dropout(F.relu(self.linear1(self.norm2(x))))))
+        return x + self.dropout2(self.linear2(relu_dropout(self.linear1(self.norm2(x)), self.dropout.p, self.dropout.training)))
 
 
 def as_sequence(x: Tensor) -> Tensor:

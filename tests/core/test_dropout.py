@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from mmrefine.core.dropout import FastDropout, composed_attention, fast_dropout, multihead_attention
+from mmrefine.core.dropout import FastDropout, composed_attention, fast_dropout, multihead_attention, relu_dropout
 
 
 @pytest.mark.parametrize("p", [0.1, 0.25, 0.5])
@@ -50,6 +50,23 @@ def test_fast_dropout_is_repeatable_under_a_seed_and_off_in_eval() -> None:
         fast_dropout(x, 1.0)
 
 
+def test_relu_dropout_is_fast_dropout_of_relu_from_the_same_draws() -> None:
+    x = torch.randn(7, 33, 40, requires_grad=True)
+    g = torch.randn(7, 33, 40)
+    results = []
+    for f in (lambda x: fast_dropout(torch.relu(x), 0.3), lambda x: relu_dropout(x, 0.3)):
+        torch.manual_seed(6)
+        out = f(x)
+        results.append((out, *torch.autograd.grad(out, x, g)))
+    assert (results[0][0] == 0).float().mean() > 0.55  # both ReLU's zeros and dropped entries
+    for want, got in zip(*results):
+        assert torch.equal(got, want)
+    assert torch.equal(relu_dropout(x, 0.3, training=False), torch.relu(x))
+    assert torch.equal(relu_dropout(x, 0.0), torch.relu(x))
+    with pytest.raises(ValueError, match="dropout probability"):
+        relu_dropout(x, 1.0)
+
+
 def reference_mha(heads: int = 2, d: int = 8, dropout: float = 0.0) -> nn.MultiheadAttention:
     torch.manual_seed(4)
     mha = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
@@ -69,6 +86,25 @@ def test_multihead_attention_equals_torch_without_dropout(cross) -> None:
     for mask, padding in [(None, None), (None, pad), (causal, float_pad)]:
         want, _ = mha(x, y, y, attn_mask=mask, key_padding_mask=padding, need_weights=False)
         assert torch.allclose(multihead_attention(mha, x, y, mask, padding), want, atol=1e-5)
+
+
+def test_a_padding_mask_that_masks_nothing_is_left_out() -> None:
+    from mmrefine.core.dropout import _score_mask
+
+    none = torch.zeros(3, 7, dtype=torch.bool)
+    assert _score_mask(None, none, torch.float32) is None
+    assert _score_mask(torch.zeros(5, 7), torch.zeros(3, 7), torch.float32) is None
+    learned = torch.zeros(5, 7, requires_grad=True)  # its gradient needs it in the graph
+    assert _score_mask(learned, none, torch.float32) is not None
+    some = none.clone()
+    some[1, -2:] = True
+    assert torch.isneginf(_score_mask(None, some, torch.float32)).sum() == 2
+    mha = reference_mha(dropout=0.3).train()
+    x = torch.randn(3, 7, 8)
+    torch.manual_seed(8)
+    want = multihead_attention(mha, x, x)
+    torch.manual_seed(8)
+    assert torch.equal(multihead_attention(mha, x, x, None, none), want)  # the same draws, the same numbers
 
 
 def test_multihead_attention_with_dropout_is_unbiased() -> None:
