@@ -121,6 +121,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1, help="measure every case this many times, in turn; report the best")
     ap.add_argument("--attention", nargs="+", default=["fused"], choices=["fused", "composed"],
                     help="with fast masks, the dropped attention in one autograd function (fused) or as autograd composes it")
+    ap.add_argument("--relu-dropout", nargs="+", default=["fused"], choices=["fused", "composed"],
+                    help="with fast masks, the feed-forward's ReLU and dropout in one autograd function (fused) or composed")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
