@@ -2,8 +2,9 @@
 
 Self-supervised pretraining reads no labels, so runs that differ only in the labels they
 fine-tune on (``data.labelled_fraction``), in the fine-tuning budget or in a loss term that
-needs labels compute the same pretraining: with the same seed the weights are bit for bit
-equal (measured on MMBT, docs/reproduction.md). A label curve needs it once per seed::
+needs labels (``model.refiner.ms``: ReFNetMS pretrains what ReFNet does) compute the same
+pretraining: with the same seed the weights are bit for bit equal (measured on MMBT,
+docs/reproduction.md; tested). A label curve needs it once per seed::
 
     pretrain: {epochs: 5, weights: runs/curve/runs/refnet/seed{seed}}   # {seed}: this run's seed
 
@@ -36,6 +37,9 @@ FINE_TUNING_ONLY = {
                 "tracking_uri", "experiment_name", "run_name", "num_sanity_val_steps", "last_checkpoint_every_s"},
     "pretrain": {"weights"},
 }
+# Nested settings that act on fine-tuning only: the Multi-Similarity term needs labels, so a
+# ReFNetMS run pretrains the same weights as a ReFNet run (tested bit for bit).
+FINE_TUNING_ONLY_NESTED = (("model", "refiner", "ms"),)
 COMPARED = ("seed", "model", "optim", "pretrain", "data", "trainer")
 
 
@@ -54,8 +58,19 @@ def source_files(cfg: ExperimentConfig) -> tuple[Path, Path | None]:
     return weights, config if config.is_file() else None
 
 
+def _without(config: Any, path: tuple[str, ...]) -> Any:
+    """``config`` with the nested key ``path`` left out (a copy wherever something changed)."""
+    if not isinstance(config, dict) or path[0] not in config:
+        return config
+    if len(path) == 1:
+        return {k: v for k, v in config.items() if k != path[0]}
+    return {**config, path[0]: _without(config[path[0]], path[1:])}
+
+
 def differences(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
     """Dotted keys among the pretraining settings whose values differ."""
+    for path in FINE_TUNING_ONLY_NESTED:
+        ours, theirs = _without(ours, path), _without(theirs, path)
     out = []
     for section in COMPARED:
         a, b = ours.get(section), theirs.get(section)

@@ -105,6 +105,23 @@ def test_a_run_starts_from_another_runs_pretraining_at_other_labels(tmp_path: Pa
         tiny_config(tmp_path / "h", pretrain={"weights": str(loose)})
 
 
+def test_refnetms_pretrains_what_refnet_does_and_reuses_it(tmp_path: Path) -> None:
+    """The Multi-Similarity term needs labels: a ReFNetMS run's own pretraining equals a
+    ReFNet run's bit for bit, so it may start from it; a term that acts on pretraining
+    (gamma) is still refused."""
+    base = {"pretrain": {"epochs": 1}, "trainer": {"max_epochs": 1}, "data": {"labelled_fraction": 0.5}}
+    ms = {"loss": "cosine", "gamma": 0.1, "ms": {"weight": 0.5}}
+    refnet = fit(tiny_config(tmp_path / "a", model={"refiner": {"loss": "cosine", "gamma": 0.1}}, **base)).run_dir
+    own = fit(tiny_config(tmp_path / "b", model={"refiner": ms}, **base)).run_dir
+    reuse = {**base, "pretrain": {"epochs": 1, "weights": str(refnet)}}
+    reused = fit(tiny_config(tmp_path / "c", model={"refiner": ms}, **reuse))
+    a, b, c = (load_file(d / "pretrain" / "model.safetensors") for d in (refnet, own, reused.run_dir))
+    assert a.keys() == b.keys() == c.keys() and all(torch.equal(a[k], b[k]) and torch.equal(a[k], c[k]) for k in a)
+    assert reused.test["test/acc"] > 0
+    with pytest.raises(ConfigError, match=r"other settings \(model.refiner differ\)"):
+        fit(tiny_config(tmp_path / "d", model={"refiner": {**ms, "gamma": 0.2}}, **reuse))
+
+
 class Interrupt(L.Callback):
     def __init__(self, at_epoch: int) -> None:
         self.at_epoch = at_epoch
