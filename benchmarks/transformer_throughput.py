@@ -14,7 +14,10 @@ with glibc's default allocation thresholds and with freed memory kept for reuse
 (:mod:`mmrefine.training.allocator`, what every fit does), alternating; ``--attention fused
 composed`` measures the fast masks' attention in one autograd function and as autograd
 composes it (the form before it); ``--relu-dropout fused composed`` the same for the
-feed-forward's ReLU and its dropout (``mmrefine.core.dropout.relu_dropout``).
+feed-forward's ReLU and its dropout (``mmrefine.core.dropout.relu_dropout``); ``--precision
+32 bf16`` measures each model in fp32 and under bf16 autocast (what ``trainer.precision:
+bf16-mixed`` does: matmuls in bfloat16, weights, optimiser and loss in fp32), against the
+fp32 peak and, in its own column, the bf16 matmul peak.
 
     python benchmarks/transformer_throughput.py [--d 128] [--batch 256] [--threads 2] [--masks torch fast] [--allocator default keep]
 """
@@ -43,9 +46,9 @@ from mmrefine.training.machine import matmul_gflops
 TICKERS = ["MCD", "SBUX", "YUM"]
 
 
-def matmul_peak(repeats: int = 5) -> tuple[float, int]:
-    """Best fp32 GFLOP/s of ``a @ b`` over square sizes (about 20 GFLOP per timing), and the size that reached it."""
-    return matmul_gflops(sizes=(256, 512, 1024, 2048), flop_per_timing=2e10, repeats=repeats)
+def matmul_peak(repeats: int = 5, dtype: torch.dtype = torch.float32) -> tuple[float, int]:
+    """Best GFLOP/s of ``a @ b`` in ``dtype`` over square sizes (about 20 GFLOP per timing), and the size that reached it."""
+    return matmul_gflops(sizes=(256, 512, 1024, 2048), flop_per_timing=2e10, repeats=repeats, dtype=dtype)
 
 
 def architectures(d: int, layers: int, attn_dropout: float | None = None, masks: str = "torch") -> dict[str, dict]:
@@ -58,7 +61,8 @@ def architectures(d: int, layers: int, attn_dropout: float | None = None, masks:
     }
 
 
-def measure(arch: dict, batch_size: int, steps: int, repeats: int, compiled: bool = False) -> tuple[int, float, int]:
+def measure(arch: dict, batch_size: int, steps: int, repeats: int, compiled: bool = False,
+            precision: str = "32") -> tuple[int, float, int]:
     cfg = load_config("configs/stocks_fnb.yaml", data={"data": {"sector": None, "tickers": TICKERS, "batch_size": batch_size},
                                                       "model": {"architecture": arch}})
     torch.manual_seed(0)
@@ -70,10 +74,11 @@ def measure(arch: dict, batch_size: int, steps: int, repeats: int, compiled: boo
     run = torch.compile(model) if compiled else model
 
     def step() -> None:
-        plain_step(run, task, opt, batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            plain_step(run, task, opt, batch)
 
     with FlopCounterMode(display=False) as counter:
-        plain_step(model, task, opt, batch)  # counted eagerly: the same arithmetic
+        plain_step(model, task, opt, batch)  # counted eagerly in fp32: the same arithmetic
     flops = counter.get_total_flops()
     best = float("inf")
     for _ in range(repeats):
@@ -123,6 +128,8 @@ def main() -> None:
                     help="with fast masks, the dropped attention in one autograd function (fused) or as autograd composes it")
     ap.add_argument("--relu-dropout", nargs="+", default=["fused"], choices=["fused", "composed"],
                     help="with fast masks, the feed-forward's ReLU and dropout in one autograd function (fused) or composed")
+    ap.add_argument("--precision", nargs="+", default=["32"], choices=["32", "bf16"],
+                    help="fp32, or bf16 autocast as trainer.precision: bf16-mixed (matmuls in bfloat16)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
@@ -130,33 +137,40 @@ def main() -> None:
     print(f"stocks windows ({', '.join(TICKERS)}: 3 x (32, 1)), batch={args.batch}, d={args.d}, layers={args.layers}, "
           f"{args.threads} thread(s)")
     print(f"matmul peak: {peak:.1f} GFLOP/s (fp32, {size}x{size})")
-    cases = []  # (label, arch, allocator, attention, relu, compiled)
+    if "bf16" in args.precision:
+        bf16_peak, bf16_size = matmul_peak(dtype=torch.bfloat16)
+        print(f"matmul peak: {bf16_peak:.1f} GFLOP/s (bf16, {bf16_size}x{bf16_size}; {bf16_peak / peak:.2f}x fp32's)")
+    cases = []  # (label, arch, allocator, attention, relu, compiled, precision)
     for p in args.attn_dropout:
         for name in args.models:
             for masks in args.masks:
                 arch = architectures(args.d, args.layers, p, masks)[name]
                 attentions = args.attention if masks == "fast" else ["fused"]
                 relus = args.relu_dropout if masks == "fast" else ["fused"]
-                for compiled, alloc, attention, relu in product((False, True) if args.compile else (False,), args.allocator,
-                                                                attentions, relus):
+                for compiled, alloc, attention, relu, prec in product((False, True) if args.compile else (False,), args.allocator,
+                                                                      attentions, relus, args.precision):
                     label = (name + (" compiled" if compiled else "") + ("" if p is None else f" attn_dropout={p:g}")
                              + (" fast masks" if masks == "fast" else "")
                              + ("" if len(args.allocator) == 1 else f" {alloc} alloc")
                              + ("" if len(attentions) == 1 else f" {attention}")
-                             + ("" if len(relus) == 1 else f" relu {relu}"))
-                    cases.append((label, arch, alloc, attention, relu, compiled))
+                             + ("" if len(relus) == 1 else f" relu {relu}")
+                             + ("" if prec == "32" else " bf16"))
+                    cases.append((label, arch, alloc, attention, relu, compiled, prec))
     best: dict[str, tuple[int, float, int]] = {}
     for _ in range(args.rounds):  # every case once per round, so that a slow spell of the machine hits all of them
-        for label, arch, alloc, attention, relu, compiled in cases:
+        for label, arch, alloc, attention, relu, compiled, prec in cases:
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
                 got = pool.submit(measure_apart, alloc, attention, relu, args.threads, arch, args.batch, args.steps, args.repeats,
-                                  compiled).result()
+                                  compiled, prec).result()
             if label not in best or got[1] < best[label][1]:
                 best[label] = got
-    print(f"{'model':<44} {'params':>9} {'GFLOP/step':>11} {'ms/step':>9} {'GFLOP/s':>9} {'of peak':>8}")
+    bf16 = "bf16" in args.precision
+    print(f"{'model':<44} {'params':>9} {'GFLOP/step':>11} {'ms/step':>9} {'GFLOP/s':>9} {'of peak':>8}"
+          + (f" {'of bf16 peak':>13}" if bf16 else ""))
     for label, (flops, sec, params) in best.items():
         rate = flops / sec / 1e9
-        print(f"{label:<44} {params:>9,} {flops / 1e9:>11.3f} {1000 * sec:>9.1f} {rate:>9.1f} {rate / peak:>8.1%}")
+        print(f"{label:<44} {params:>9,} {flops / 1e9:>11.3f} {1000 * sec:>9.1f} {rate:>9.1f} {rate / peak:>8.1%}"
+              + (f" {rate / bf16_peak:>13.1%}" if bf16 else ""))
 
 if __name__ == "__main__":
     main()

@@ -18,14 +18,15 @@ import time
 import torch
 
 
-def matmul_gflops(sizes: tuple[int, ...] = (1024,), flop_per_timing: float = 2e9, repeats: int = 3) -> tuple[float, int]:
-    """Best fp32 GFLOP/s of ``a @ b`` over square ``sizes`` (torch's current thread count), and
-    the size that reached it. Each timing does about ``flop_per_timing`` operations (3 products
+def matmul_gflops(sizes: tuple[int, ...] = (1024,), flop_per_timing: float = 2e9, repeats: int = 3,
+                  dtype: torch.dtype = torch.float32) -> tuple[float, int]:
+    """Best GFLOP/s of ``a @ b`` in ``dtype`` (fp32 unless told) over square ``sizes`` (torch's
+    current thread count), and the size that reached it. Each timing does about ``flop_per_timing`` operations (3 products
     at least); the
     defaults take about 0.1 s on 2 cores, ``benchmarks/transformer_throughput.py`` asks for more."""
     best, at = 0.0, 0
     for n in sizes:
-        a, b = torch.randn(n, n), torch.randn(n, n)
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         a @ b  # warm-up
         reps = max(3, int(flop_per_timing // (2 * n**3)))  # at least 3 products per timing
         for _ in range(repeats):

@@ -8,6 +8,10 @@ The total loss is the sum of named terms, each logged as ``{stage}/{name}``:
 
 In the ``pretrain`` stage there are no labels: only auxiliary terms are used
 (refiner losses; the metric loss needs labels and is skipped).
+
+Under mixed precision (``trainer.precision: bf16-mixed``) the model's forward runs under
+autocast, and its output is taken back to fp32 before every loss term and metric, which are
+computed with autocast off (:mod:`mmrefine.core.precision`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from torch import Tensor, nn
 
 from mmrefine.config import OptimConfig
 from mmrefine.core.errors import BatchError, CheckpointMismatchError, ConfigError
+from mmrefine.core.precision import autocast_off, full_precision
 from mmrefine.core.protocols import HasAuxiliaryLosses, check_model
 from mmrefine.data.batch import BatchSchema, MultimodalBatch
 from mmrefine.training.schedule import WarmupDecay
@@ -87,17 +92,24 @@ class MultimodalModule(L.LightningModule):
             self.schema.validate(batch)
         return batch
 
-    def loss_terms(self, batch: MultimodalBatch) -> tuple[dict[str, Tensor], Any]:
+    def output(self, batch: MultimodalBatch) -> Any:
+        """The model's output on ``batch``, in fp32 whatever the trainer's precision (under
+        autocast its low-precision tensors are cast; otherwise it is returned as it is)."""
         out = self.model(batch.inputs, batch.mask)
+        return full_precision(out) if torch.is_autocast_enabled(self.device.type) else out
+
+    def loss_terms(self, batch: MultimodalBatch) -> tuple[dict[str, Tensor], Any]:
+        out = self.output(batch)
         terms: dict[str, Tensor] = {}
         labels = batch.labels if self.stage == "supervised" else None
-        if labels is not None:
-            terms["task"] = self.task.loss(out.logits, labels)
-        elif self.stage == "supervised":
-            raise BatchError("supervised training needs labels; this batch has none")
-        if isinstance(self.model, HasAuxiliaryLosses):
-            ms_labels = labels if self.task.supports_metric_loss else None
-            terms.update(self.model.auxiliary_losses(out, batch.mask, ms_labels))
+        with autocast_off(self.device.type):
+            if labels is not None:
+                terms["task"] = self.task.loss(out.logits, labels)
+            elif self.stage == "supervised":
+                raise BatchError("supervised training needs labels; this batch has none")
+            if isinstance(self.model, HasAuxiliaryLosses):
+                ms_labels = labels if self.task.supports_metric_loss else None
+                terms.update(self.model.auxiliary_losses(out, batch.mask, ms_labels))
         return terms, out
 
     def _log_terms(self, prefix: str, terms: dict[str, Tensor], total: Tensor, n: int) -> None:
@@ -174,8 +186,9 @@ class MultimodalModule(L.LightningModule):
         terms, _ = self.loss_terms(labelled)
         if not isinstance(self.model, HasAuxiliaryLosses):
             raise ConfigError("joint semi-supervised training needs a Refiner (model.refiner)")
-        out = self.model(unlabelled.inputs, unlabelled.mask)
-        terms.update({f"unlabelled_{k}": v for k, v in self.model.auxiliary_losses(out, unlabelled.mask, None).items()})
+        out = self.output(unlabelled)
+        with autocast_off(self.device.type):
+            terms.update({f"unlabelled_{k}": v for k, v in self.model.auxiliary_losses(out, unlabelled.mask, None).items()})
         total = torch.stack(list(terms.values())).sum()
         self._log_terms("train", terms, total, labelled.size)
         return total
@@ -186,19 +199,22 @@ class MultimodalModule(L.LightningModule):
         if terms:
             self._log_terms("val", terms, torch.stack(list(terms.values())).sum(), batch.size)
         if self.stage == "supervised":
-            self.val_metrics.update(*self.task.metric_inputs(out.logits, batch.labels))
+            with autocast_off(self.device.type):
+                self.val_metrics.update(*self.task.metric_inputs(out.logits, batch.labels))
 
     def test_step(self, batch: MultimodalBatch, batch_idx: int) -> None:
         batch = self._check(batch)
         if batch.labels is None:
             raise BatchError("testing needs labels; this batch has none")
-        out = self.model(batch.inputs, batch.mask)
-        self.test_metrics.update(*self.task.metric_inputs(out.logits, batch.labels))
+        out = self.output(batch)
+        with autocast_off(self.device.type):
+            self.test_metrics.update(*self.task.metric_inputs(out.logits, batch.labels))
 
     def predict_step(self, batch: MultimodalBatch, batch_idx: int) -> dict[str, Tensor]:
         batch = self._check(batch)
-        out = self.model(batch.inputs, batch.mask)
-        pred = {"prediction": self.task.predict(out.logits)}
+        out = self.output(batch)
+        with autocast_off(self.device.type):
+            pred = {"prediction": self.task.predict(out.logits)}
         if batch.labels is not None:
             pred["label"] = batch.labels
         return pred
