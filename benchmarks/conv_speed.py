@@ -9,13 +9,15 @@ describes them). One training step (forward, backward, AdamW) on a fixed batch o
 inputs (image 1x28x28, spectrogram 1x112x112), timed as the best of ``--repeats`` medians of
 ``--steps`` steps (variants interleaved, after two untimed steps each), for: eager (the default),
 channels-last memory format (the encoders' ``channels_last: true``), ``torch.compile`` (inductor;
-compile time reported apart), both; batch sizes 40 (MultiBench's) and 128 (ours). Prints
-milliseconds per sample and the speed-up over eager with the same BatchNorm setting and batch size.
+compile time reported apart), both; batch sizes 40 (MultiBench's) and 128 (ours); with
+``--precision 32 bf16`` each also under bf16 autocast (``trainer.precision: bf16-mixed``: the
+convolutions and matmuls in bfloat16, weights and optimiser in fp32). Prints milliseconds per
+sample and the speed-up over fp32 eager with the same BatchNorm setting and batch size.
 
 Freed memory is kept for reuse as in every fit (:mod:`mmrefine.training.allocator`);
 ``--allocator default`` leaves glibc's thresholds as they are.
 
-    python benchmarks/conv_speed.py [--steps 10] [--threads 2] [--batches 40 128] [--no-compile] [--allocator default]
+    python benchmarks/conv_speed.py [--steps 10] [--threads 2] [--batches 40 128] [--no-compile] [--allocator default] [--precision 32 bf16]
 """
 
 from __future__ import annotations
@@ -47,14 +49,19 @@ def build(batch_norm: bool, channels_last: bool, compile_model: bool) -> tuple[t
     return (torch.compile(model) if compile_model else model), task
 
 
-def make_step(model: torch.nn.Module, task, batch: int):  # noqa: ANN001, ANN201
+def make_step(model: torch.nn.Module, task, batch: int, bf16: bool = False):  # noqa: ANN001, ANN201
     from mmrefine.data.batch import MultimodalBatch
 
     g = torch.Generator().manual_seed(0)
     x = {m: torch.rand(batch, *s, generator=g) for m, s in SHAPES.items()}
     data = MultimodalBatch(x, {m: torch.ones(batch, dtype=torch.bool) for m in SHAPES}, torch.randint(0, 10, (batch,), generator=g))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    return lambda: plain_step(model, task, opt, data)
+
+    def step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            plain_step(model, task, opt, data)
+
+    return step
 
 
 def median_time(step, steps: int) -> float:  # noqa: ANN001
@@ -78,6 +85,8 @@ def main() -> None:
     ap.add_argument("--no-compile", action="store_true", help="leave out the torch.compile variants")
     ap.add_argument("--allocator", choices=["default", "keep"], default="keep",
                     help="glibc's default thresholds, or freed memory kept for reuse as every fit does")
+    ap.add_argument("--precision", nargs="+", choices=["32", "bf16"], default=["32"],
+                    help="fp32, and/or bf16 autocast as trainer.precision: bf16-mixed")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     kept = args.allocator == "keep" and keep_freed_memory()
@@ -85,13 +94,14 @@ def main() -> None:
           f"best of {args.repeats} medians of {args.steps} steps, variants interleaved, "
           f"{'freed memory kept' if kept else 'default allocator'}")
     print(f"{'batch':>5} {'variant':<27} {'ms/sample':>10} {'speed-up':>9} {'first step s':>13}")
-    variants = [(("bn" if bn else "nobn", name), bn, cl, comp) for bn in (True, False) for name, cl, comp in VARIANTS
-                if not (comp and args.no_compile)]
+    precisions = ["32", *[p for p in args.precision if p != "32"]]  # fp32 eager is every ratio's reference
+    variants = [(("bn" if bn else "nobn", name + ("" if p == "32" else " " + p)), bn, cl, comp, p == "bf16")
+                for bn in (True, False) for p in precisions for name, cl, comp in VARIANTS if not (comp and args.no_compile)]
     for batch in args.batches:
         steps, first = {}, {}
-        for name, bn, cl, comp in variants:
+        for name, bn, cl, comp, bf16 in variants:
             model, task = build(bn, cl, comp)
-            steps[name] = make_step(model, task, batch)
+            steps[name] = make_step(model, task, batch, bf16)
             t0 = time.perf_counter()
             steps[name]()  # a compiled model compiles here
             first[name] = time.perf_counter() - t0
