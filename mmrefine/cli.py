@@ -270,8 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mmrefine.experiments.sweep import load_sweep, read_records, run_sweep, summarize
 
             sweep = load_sweep(args.config)
-            total = len(sweep.variants) * len(args.seeds or sweep.seeds)
-            finished = [len(read_records(args.out))]
+            seeds = set(args.seeds or sweep.seeds)
+            total = len(sweep.variants) * len(seeds)
+            finished = [sum(r["variant"] in sweep.variants and r["seed"] in seeds for r in read_records(args.out))]
 
             def note(r: dict) -> None:  # a sign of life per finished run (runs take seconds to minutes)
                 finished[0] += 1

@@ -87,6 +87,10 @@ def test_sweep_cli_prints_p_values(tmp_path: Path, capsys) -> None:
     assert main(["sweep", "-c", str(path), "--out", str(tmp_path / "o"), "--epochs", "1", "--seeds", "0", "1"]) == 0
     printed = capsys.readouterr().out
     assert "p vs concat" in printed and "gmu" in printed
+    # progress counts the runs of the seeds asked for, not every record in OUT
+    assert main(["sweep", "-c", str(path), "--out", str(tmp_path / "o"), "--epochs", "1", "--seeds", "2"]) == 0
+    progress = [line.split()[0] for line in capsys.readouterr().err.splitlines() if line.startswith("[")]
+    assert progress == ["[1/2]", "[2/2]"]
 
 
 def test_report_for_a_sweep_and_for_a_run(tmp_path: Path) -> None:
