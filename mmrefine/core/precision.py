@@ -1,11 +1,11 @@
 """Mixed precision: the model's forward in bfloat16, every loss and metric in fp32.
 
 Under ``trainer.precision: bf16-mixed`` Lightning runs each step under ``torch.autocast``:
-matrix products (linear layers, attention) run in bfloat16, which CPUs with AVX-512 BF16
-and GPUs multiply 2-3x faster than fp32 (``benchmarks/transformer_throughput.py
---precision 32 bf16``), while weights, gradients and the optimiser stay fp32. Autocast
-already computes cross-entropy, MSE and BCE in fp32, but not a cosine, a softmax or a
-divergence; so :class:`~mmrefine.training.module.MultimodalModule` takes the model's output
+matrix products (linear layers, attention) run in bfloat16, which a CPU with AVX-512 BF16
+multiplies 2.2x faster than fp32 here (``benchmarks/transformer_throughput.py --precision 32
+bf16``), while weights, gradients and the optimiser stay fp32. Autocast already computes
+cross-entropy, MSE and BCE with logits in fp32, but not a cosine or a softmax (a Refiner's
+cosine loss, UCRN's Jensen-Shannon term); so :class:`~mmrefine.training.module.MultimodalModule` takes the model's output
 back to fp32 (:func:`full_precision`) and computes every loss term and metric with autocast
 off (:func:`autocast_off`):
 
