@@ -30,16 +30,15 @@ from mmrefine.config import ExperimentConfig, to_dict
 from mmrefine.core.errors import CheckpointMismatchError, ConfigError, DataError
 from mmrefine.training.module import check_architecture
 
-# Settings that do not act on the pretraining stage (fine-tuning only, or presentation).
-FINE_TUNING_ONLY = {
-    "data": {"labelled_fraction", "root"},
-    "trainer": {"max_epochs", "patience", "monitor", "mode", "save_top_k", "progress_bar", "log_every_n_steps", "loggers",
-                "tracking_uri", "experiment_name", "run_name", "num_sanity_val_steps", "last_checkpoint_every_s"},
-    "pretrain": {"weights"},
-}
-# Nested settings that act on fine-tuning only: the Multi-Similarity term needs labels, so a
-# ReFNetMS run pretrains the same weights as a ReFNet run (tested bit for bit).
-FINE_TUNING_ONLY_NESTED = (("model", "refiner", "ms"),)
+# Settings that do not act on the pretraining stage (fine-tuning only, or presentation), as
+# dotted paths. model.refiner.ms: the Multi-Similarity term needs labels, so a ReFNetMS run
+# pretrains the same weights as a ReFNet run (tested bit for bit).
+FINE_TUNING_ONLY = (
+    "data.labelled_fraction", "data.root", "pretrain.weights", "model.refiner.ms",
+    *(f"trainer.{k}" for k in ("max_epochs", "patience", "monitor", "mode", "save_top_k", "progress_bar", "log_every_n_steps",
+                               "loggers", "tracking_uri", "experiment_name", "run_name", "num_sanity_val_steps",
+                               "last_checkpoint_every_s")),
+)
 COMPARED = ("seed", "model", "optim", "pretrain", "data", "trainer")
 
 
@@ -69,14 +68,13 @@ def _without(config: Any, path: tuple[str, ...]) -> Any:
 
 def differences(ours: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
     """Dotted keys among the pretraining settings whose values differ."""
-    for path in FINE_TUNING_ONLY_NESTED:
+    for path in (tuple(p.split(".")) for p in FINE_TUNING_ONLY):
         ours, theirs = _without(ours, path), _without(theirs, path)
     out = []
     for section in COMPARED:
         a, b = ours.get(section), theirs.get(section)
         if isinstance(a, dict) and isinstance(b, dict):
-            skip = FINE_TUNING_ONLY.get(section, set())
-            out += [f"{section}.{k}" for k in sorted(set(a) | set(b)) if k not in skip and a.get(k) != b.get(k)]
+            out += [f"{section}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
         elif a != b:
             out.append(section)
     return out
