@@ -1,6 +1,8 @@
 """A test metric against the labelled fraction, per variant, over sweeps that differ in
 ``data.labelled_fraction`` (:func:`mmrefine.experiments.pretraining.label_curve`): prints the
 mean and 95% Student-t interval over seeds at each fraction and plots them as lines with bands.
+A variant whose sweep has not recorded every seed it lists yet is left out of that fraction
+(named in the output); ``--partial`` keeps it.
 
     python benchmarks/label_curve.py \\
         configs/reproduction/few_labels_mmbt_mosi_5.yaml:docs/reproduction/few_labels_mmbt_mosi_5 \\
@@ -25,6 +27,7 @@ def main() -> None:
     ap.add_argument("--metric", default="test/acc")
     ap.add_argument("--level", type=float, default=0.95)
     ap.add_argument("--out", type=Path, required=True, help="the PNG to write")
+    ap.add_argument("--partial", action="store_true", help="also plot points whose sweep lacks some of its seeds")
     args = ap.parse_args()
     pairs = []
     for item in args.sweeps:
@@ -32,7 +35,11 @@ def main() -> None:
         if not sep:
             ap.error(f"{item}: expected CONFIG:RECORDS")
         pairs.append((config, records))
-    curve = label_curve(pairs, args.metric)
+    curve = label_curve(pairs, args.metric, partial=args.partial)
+    for name, points in label_curve(pairs, args.metric, partial=True).items():
+        for f, values in points.items():
+            if f not in curve.get(name, {}):
+                print(f"left out (not every seed recorded; --partial keeps it): {name} at {f:g}, {len(values)} seeds")
     lines = {}
     print(f"{args.metric}: mean [{args.level:.0%} interval] over seeds (n)")
     for name, points in curve.items():

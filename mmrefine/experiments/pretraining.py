@@ -27,15 +27,22 @@ from mmrefine.data.settings import DataSettings
 from mmrefine.experiments.sweep import RetrievalConfig, load_sweep, read_records, retrieval
 
 
-def label_curve(sweeps: Sequence[tuple[str | Path, str | Path]], metric: str) -> dict[str, dict[float, list[float]]]:
+def label_curve(sweeps: Sequence[tuple[str | Path, str | Path]], metric: str,
+                partial: bool = False) -> dict[str, dict[float, list[float]]]:
     """``{variant: {labelled fraction: [metric per seed]}}`` from ``(sweep config, sweep
-    output)`` pairs; each variant's fraction is its resolved ``data.labelled_fraction``."""
+    output)`` pairs; each variant's fraction is its resolved ``data.labelled_fraction``.
+
+    A point holds every seed its sweep lists: a variant with fewer records in a sweep (runs
+    still to come) is left out of that sweep's points unless ``partial``."""
     curve: dict[str, dict[float, list[float]]] = {}
     for config, out in sweeps:
         sweep = load_sweep(config)
         records = read_records(out)
         if not records:
             raise DataError(f"{out}: no runs.jsonl records")
+        if not partial:
+            seeds = {name: {r["seed"] for r in records if r["variant"] == name} for name in sweep.variants}
+            records = [r for r in records if r["variant"] not in seeds or seeds[r["variant"]] >= set(sweep.seeds)]
         fraction: dict[str, float] = {}
         for r in records:
             name = r["variant"]

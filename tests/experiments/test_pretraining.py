@@ -36,6 +36,9 @@ def test_label_curve_groups_seeds_by_each_variants_labelled_fraction(tmp_path: P
     assert list(curve["base"]) == [0.1, 1.0]  # sorted by fraction
     with pytest.raises(DataError, match="no test metric 'test/f1'"):
         label_curve([s10], "test/f1")
+    s20 = _sweep(tmp_path, "s20", 0.2, {"base": [0.7, 0.72], "ref": [0.9]})  # ref: seed 1 still to run
+    assert label_curve([s20], "test/acc") == {"base": {0.2: [0.7, 0.72]}}
+    assert label_curve([s20], "test/acc", partial=True) == {"base": {0.2: [0.7, 0.72]}, "ref": {0.2: [0.9]}}
     bad = _sweep(tmp_path, "bad", 0.2, {"base": [0.5]})
     (bad[1] / "runs.jsonl").write_text(json.dumps({"variant": "other", "seed": 0, "test": {"test/acc": 0.5}}) + "\n")
     with pytest.raises(ConfigError, match="variant 'other' is not in"):
