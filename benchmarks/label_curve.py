@@ -36,7 +36,7 @@ def main() -> None:
             ap.error(f"{item}: expected CONFIG:RECORDS")
         pairs.append((config, records))
     curve = label_curve(pairs, args.metric, partial=args.partial)
-    for name, points in label_curve(pairs, args.metric, partial=True).items():
+    for name, points in ({} if args.partial else label_curve(pairs, args.metric, partial=True)).items():
         for f, values in points.items():
             if f not in curve.get(name, {}):
                 print(f"left out (not every seed recorded; --partial keeps it): {name} at {f:g}, {len(values)} seeds")

@@ -41,8 +41,8 @@ def label_curve(sweeps: Sequence[tuple[str | Path, str | Path]], metric: str,
         if not records:
             raise DataError(f"{out}: no runs.jsonl records")
         if not partial:
-            seeds = {name: {r["seed"] for r in records if r["variant"] == name} for name in sweep.variants}
-            records = [r for r in records if r["variant"] not in seeds or seeds[r["variant"]] >= set(sweep.seeds)]
+            done = {(r["variant"], r["seed"]) for r in records}  # as run_sweep reads them
+            records = [r for r in records if r["variant"] not in sweep.variants or all((r["variant"], s) in done for s in sweep.seeds)]
         fraction: dict[str, float] = {}
         for r in records:
             name = r["variant"]
